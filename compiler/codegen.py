@@ -1,0 +1,366 @@
+"""Loop IR -> LLVM IR (llvmlite.ir): one module per program.
+
+Each kernel becomes a function over `noalias` buffer pointers (so loops
+vectorize without run-time overlap checks) and the program's entry point
+`void entry(ptr buffers, ptr params)` calls them in order. Indices are i64.
+Reduction adds carry `reassoc` (allowing vectorized, reordered sums: results
+differ from a sequential sum by rounding only); elementwise math is exact
+IEEE except where mathlib documents its polynomial error.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from . import loopir as L
+from . import mathlib
+from .dtypes import DType, bool_, float32, float64, int64
+from .index import FloorDiv, Mod, Sym, Var
+
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+
+_REG = {"bool": I1, "int32": I32, "int64": I64, "float32": F32, "float64": F64}
+_MEM = {"bool": I8, "int32": I32, "int64": I64, "float32": F32, "float64": F64}
+_SUFFIX = {"float32": "f32", "float64": "f64"}
+
+
+def lltype(dt: DType) -> ir.Type:
+    return _REG[dt.name]
+
+
+class ScalarCodegen:
+    """What scalar lowerings of the op table see: the builder and typed helpers."""
+
+    def __init__(self, builder: ir.IRBuilder, module: ir.Module) -> None:
+        self.b = builder
+        self.module = module
+
+    def lltype(self, dt: DType) -> ir.Type:
+        return lltype(dt)
+
+    def const(self, value, dt: DType) -> ir.Constant:
+        if dt.is_floating_point:
+            return ir.Constant(lltype(dt), float(value))
+        if dt is bool_:
+            return ir.Constant(I1, int(bool(value)))
+        return ir.Constant(lltype(dt), int(value))
+
+    def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ret, args), name)
+        return fn
+
+    def intrinsic(self, name: str, args: list, dt: DType) -> ir.Value:
+        ty = lltype(dt)
+        fn = self.declare(f"{name}.{_SUFFIX[dt.name]}", ty, [ty] * len(args))
+        return self.b.call(fn, args)
+
+    def fma(self, a, b, c, dt: DType) -> ir.Value:
+        if dt.is_floating_point:
+            return self.intrinsic("llvm.fmuladd", [a, b, c], dt)
+        if dt is bool_:
+            return self.b.or_(self.b.and_(a, b), c)
+        return self.b.add(self.b.mul(a, b), c)
+
+    def cast(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+        if src is dst:
+            return v
+        b, to = self.b, lltype(dst)
+        if dst is bool_:
+            if src.is_floating_point:
+                return b.fcmp_unordered("!=", v, ir.Constant(lltype(src), 0.0))
+            return b.icmp_unsigned("!=", v, ir.Constant(lltype(src), 0))
+        if src.is_floating_point and dst.is_floating_point:
+            return b.fpext(v, to) if dst.itemsize > src.itemsize else b.fptrunc(v, to)
+        if src.is_floating_point:
+            return b.fptosi(v, to)
+        if dst.is_floating_point:
+            return b.uitofp(v, to) if src is bool_ else b.sitofp(v, to)
+        if dst.itemsize > src.itemsize or src is bool_:
+            return b.zext(v, to) if src is bool_ else b.sext(v, to)
+        return b.trunc(v, to)
+
+    def math(self, name: str, x: ir.Value, dt: DType) -> ir.Value:
+        if dt is float32 and mathlib.has_f32(name):
+            return self.b.call(mathlib.f32_function(self.module, name), [x])
+        if name == "sigmoid":
+            e = self.intrinsic("llvm.exp", [self.b.fneg(x)], dt)
+            return self.b.fdiv(self.const(1.0, dt), self.b.fadd(self.const(1.0, dt), e))
+        return self.intrinsic(f"llvm.{name}", [x], dt)
+
+    def pow(self, x, y, dt: DType) -> ir.Value:
+        if dt.is_floating_point:
+            return self.intrinsic("llvm.pow", [x, y], dt)
+        # Integer powers through double: exact while results fit in 53 bits.
+        xd, yd = self.cast(x, dt, float64), self.cast(y, dt, float64)
+        return self.cast(self.intrinsic("llvm.pow", [xd, yd], float64), float64, dt)
+
+    def pow_const(self, x, p, dt: DType) -> ir.Value:
+        """x ** p for a compile-time exponent: multiplications where exact, like PyTorch."""
+        b = self.b
+        if float(p).is_integer() and abs(p) <= 64:
+            n = int(abs(p))
+            result, base = None, x
+            while n:
+                if n & 1:
+                    result = base if result is None else (b.fmul(result, base) if dt.is_floating_point else b.mul(result, base))
+                n >>= 1
+                if n:
+                    base = b.fmul(base, base) if dt.is_floating_point else b.mul(base, base)
+            if result is None:
+                result = self.const(1, dt)
+            if p < 0:
+                result = b.fdiv(self.const(1.0, dt), result)
+            return result
+        if p == 0.5:
+            return self.intrinsic("llvm.sqrt", [x], dt)
+        if p == -0.5:
+            return b.fdiv(self.const(1.0, dt), self.intrinsic("llvm.sqrt", [x], dt))
+        return self.intrinsic("llvm.pow", [x, self.const(p, dt)], dt)
+
+
+class _Scope:
+    """Values emitted in one block scope: reusable by nested scopes, not by outer ones."""
+
+    def __init__(self, parent: _Scope | None) -> None:
+        self.parent = parent
+        self.values: dict = {}
+
+    def get(self, key):
+        s = self
+        while s is not None:
+            v = s.values.get(key)
+            if v is not None:
+                return v
+            s = s.parent
+        return None
+
+
+class _KernelCodegen:
+    def __init__(self, module: ir.Module, kernel: L.Kernel, name: str) -> None:
+        self.module = module
+        self.kernel = kernel
+        args = [PTR] * (len(kernel.bufs) + 1)
+        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
+        self.fn.linkage = "internal"
+        self.fn.attributes.add("nounwind")
+        for a in self.fn.args[:-1]:
+            a.add_attribute("noalias")
+        self.ptr = {id(bf): arg for bf, arg in zip(kernel.bufs, self.fn.args)}
+        self.params = self.fn.args[-1]
+        entry = self.fn.append_basic_block("entry")
+        self.alloca_builder = ir.IRBuilder(entry)
+        body = self.fn.append_basic_block("body")
+        self.b = ir.IRBuilder(body)
+        self.cg = ScalarCodegen(self.b, module)
+        self.scope = _Scope(None)
+        self.loop_vars: dict[Var, ir.Value] = {}
+        self.accs: dict[int, tuple] = {}
+
+    def build(self) -> ir.Function:
+        self.block(self.kernel.body)
+        self.b.ret_void()
+        self.alloca_builder.branch(self.fn.blocks[1])
+        return self.fn
+
+    # -- statements -----------------------------------------------------------
+    def block(self, stmts: list) -> None:
+        for s in stmts:
+            if isinstance(s, L.Loop):
+                self.loop(s)
+            elif isinstance(s, L.Store):
+                self.store(s)
+            elif isinstance(s, L.AccInit):
+                self.acc_init(s.acc)
+            elif isinstance(s, L.AccUpdate):
+                self.acc_update(s)
+            else:  # pragma: no cover
+                raise TypeError(s)
+
+    def loop(self, s: L.Loop) -> None:
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block(f"{s.var.name}.loop")
+        exit_ = self.fn.append_basic_block(f"{s.var.name}.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=s.var.name)
+        i.add_incoming(ir.Constant(I64, 0), pre)
+        self.loop_vars[s.var] = i
+        self.scope = _Scope(self.scope)
+        self.block(s.body)
+        self.scope = self.scope.parent
+        nxt = b.add(i, ir.Constant(I64, 1), flags=["nuw", "nsw"])
+        i.add_incoming(nxt, b.block)
+        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, s.var.extent)), header, exit_)
+        b.position_at_end(exit_)
+        del self.loop_vars[s.var]
+
+    def address(self, buf: L.Buf, index: Sym, guard) -> ir.Value:
+        flat = self.index(index)
+        if guard is not None:
+            flat = self.b.select(self.value(guard), flat, ir.Constant(I64, 0))
+        return self.b.gep(self.ptr[id(buf)], [flat], inbounds=True, source_etype=_MEM[buf.dtype.name])
+
+    def store(self, s: L.Store) -> None:
+        v = self.value(s.value)
+        if s.buf.dtype is bool_:
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.address(s.buf, s.index, None))
+
+    def acc_init(self, acc: L.Acc) -> None:
+        ty = lltype(acc.dtype)
+        slot = self.alloca_builder.alloca(ty, name=acc.name)
+        self.b.store(self._identity(acc), slot)
+        pos = None
+        if acc.kind.startswith("arg"):
+            pos = self.alloca_builder.alloca(I64, name=acc.name + ".pos")
+            self.b.store(ir.Constant(I64, 0), pos)
+        self.accs[id(acc)] = (slot, pos)
+
+    def _identity(self, acc: L.Acc) -> ir.Constant:
+        dt = acc.dtype
+        if acc.kind == "sum":
+            return self.cg.const(0, dt)
+        low = acc.kind in ("max", "argmax")
+        if dt.is_floating_point:
+            return self.cg.const(-math.inf if low else math.inf, dt)
+        if dt is bool_:
+            return self.cg.const(0 if low else 1, dt)
+        bits = dt.itemsize * 8
+        return self.cg.const(-(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1, dt)
+
+    def acc_update(self, s: L.AccUpdate) -> None:
+        acc, b, cg = s.acc, self.b, self.cg
+        slot, pos = self.accs[id(acc)]
+        ty = lltype(acc.dtype)
+        v = self.value(s.value)
+        if s.value.dtype is not acc.dtype:
+            v = cg.cast(v, s.value.dtype, acc.dtype)
+        cur = b.load(slot, typ=ty)
+        dt = acc.dtype
+        if acc.kind == "sum":
+            if dt.is_floating_point:
+                new = b.fadd(cur, v, flags=["reassoc", "contract"])
+            else:
+                new = b.or_(cur, v) if dt is bool_ else b.add(cur, v)
+            b.store(new, slot)
+            return
+        low = acc.kind in ("max", "argmax")
+        if dt.is_floating_point:
+            if not acc.kind.startswith("arg"):
+                b.store(cg.intrinsic("llvm.maximum" if low else "llvm.minimum", [cur, v], dt), slot)
+                return
+            better = b.fcmp_ordered(">" if low else "<", v, cur)
+            # NaN wins (and stays): PyTorch's max/argmax propagate NaN.
+            better = b.or_(better, b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur)))
+        else:
+            cmp = b.icmp_unsigned if dt is bool_ else b.icmp_signed
+            better = cmp(">" if low else "<", v, cur)
+        b.store(b.select(better, v, cur), slot)
+        if pos is not None:
+            old = b.load(pos, typ=I64)
+            b.store(b.select(better, self.index(s.index), old), pos)
+
+    # -- values ------------------------------------------------------------------
+    def index(self, sym: Sym) -> ir.Value:
+        key = ("idx", sym)
+        got = self.scope.get(key)
+        if got is not None:
+            return got
+        b = self.b
+        total = None
+        for atom, coeff in sym.terms:
+            if isinstance(atom, Var):
+                term = self.loop_vars[atom]
+            else:
+                inner = self.index(atom.expr)
+                signed = atom.expr.bounds()[0] < 0  # only under a guard; unused there
+                d = ir.Constant(I64, atom.divisor)
+                if isinstance(atom, FloorDiv):
+                    term = b.sdiv(inner, d) if signed else b.udiv(inner, d)
+                else:
+                    assert isinstance(atom, Mod)
+                    term = b.srem(inner, d) if signed else b.urem(inner, d)
+            if coeff != 1:
+                term = b.mul(term, ir.Constant(I64, coeff), flags=["nsw"])
+            total = term if total is None else b.add(total, term, flags=["nsw"])
+        if total is None:
+            total = ir.Constant(I64, sym.const)
+        elif sym.const:
+            total = b.add(total, ir.Constant(I64, sym.const), flags=["nsw"])
+        self.scope.values[key] = total
+        return total
+
+    def value(self, v: L.Value) -> ir.Value:
+        key = id(v)
+        got = self.scope.get(key)
+        if got is not None:
+            return got
+        out = self._value(v)
+        self.scope.values[key] = out
+        return out
+
+    def _value(self, v: L.Value) -> ir.Value:
+        b, cg = self.b, self.cg
+        if isinstance(v, L.Load):
+            x = b.load(self.address(v.buf, v.index, v.guard), typ=_MEM[v.buf.dtype.name])
+            return b.trunc(x, I1) if v.dtype is bool_ else x
+        if isinstance(v, L.Const):
+            return cg.const(v.value, v.dtype)
+        if isinstance(v, L.Param):
+            slot = b.gep(self.params, [ir.Constant(I64, v.slot)], inbounds=True, source_etype=I64)
+            raw = b.load(slot, typ=I64)
+            if v.dtype is float64:
+                return b.bitcast(raw, F64)
+            return b.trunc(raw, I1) if v.dtype is bool_ else raw
+        if isinstance(v, L.Apply):
+            args = [self.value(a) for a in v.args]
+            return v.op.lower(cg, args, v.compute, v.attrs)
+        if isinstance(v, L.Cast):
+            return cg.cast(self.value(v.arg), v.arg.dtype, v.dtype)
+        if isinstance(v, L.AccValue):
+            slot, _ = self.accs[id(v.acc)]
+            if v.acc.kind.startswith("arg"):
+                _, pos = self.accs[id(v.acc)]
+                return b.load(pos, typ=I64)
+            val = b.load(slot, typ=lltype(v.acc.dtype))
+            return cg.cast(val, v.acc.dtype, v.acc.result_dtype)
+        if isinstance(v, L.IndexValue):
+            return cg.cast(self.index(v.index), int64, v.dtype)
+        if isinstance(v, L.InWindow):
+            d = b.sub(self.index(v.index), ir.Constant(I64, v.start))
+            ok = b.and_(b.icmp_signed(">=", d, ir.Constant(I64, 0)),
+                        b.icmp_signed("<", d, ir.Constant(I64, v.count * v.step)))
+            if v.step != 1:
+                ok = b.and_(ok, b.icmp_signed("==", b.srem(d, ir.Constant(I64, v.step)), ir.Constant(I64, 0)))
+            return ok
+        if isinstance(v, L.Guarded):
+            return b.select(self.value(v.cond), self.value(v.value), cg.const(0, v.dtype))
+        raise TypeError(v)  # pragma: no cover
+
+
+def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
+    """The LLVM module of a program: its kernels and `void <name>(ptr bufs, ptr params)`."""
+    module = ir.Module(name=name)
+    fns = [_KernelCodegen(module, k, f"{name}_{k.name}").build() for k in kernels]
+    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
+    entry.attributes.add("nounwind")
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    bufs, params = entry.args
+    loaded: dict[int, ir.Value] = {}
+    for k, fn in zip(kernels, fns):
+        args = []
+        for buf in k.bufs:
+            if buf.slot not in loaded:
+                slot = b.gep(bufs, [ir.Constant(I64, buf.slot)], inbounds=True, source_etype=PTR)
+                loaded[buf.slot] = b.load(slot, typ=PTR)
+            args.append(loaded[buf.slot])
+        b.call(fn, args + [params])
+    b.ret_void()
+    return module

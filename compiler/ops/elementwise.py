@@ -1,0 +1,415 @@
+"""Elementwise ops: broadcasting shape rule, PyTorch dtype promotion, VJP, scalar lowering.
+
+Lowerings receive their arguments already converted to the op's compute dtype
+and return the result in the op's output dtype (bool results as LLVM i1).
+"""
+
+from __future__ import annotations
+
+from .. import dtypes
+from ..dtypes import bool_, float32
+from ..graph import OpDef
+from . import register
+from .shapes import broadcast
+
+
+def _promoted(srcs) -> dtypes.DType:
+    return dtypes.result_type((s.dtype, s.promotion_kind()) for s in srcs)
+
+
+def _to_float(dt: dtypes.DType) -> dtypes.DType:
+    return dt if dt.is_floating_point else float32
+
+
+# -- shape/dtype rules --------------------------------------------------------
+
+def _same_infer(srcs, attrs):
+    """Result in the promoted dtype (add, mul, maximum, ...)."""
+    return broadcast(*(s.shape for s in srcs)), _promoted(srcs)
+
+
+def _float_infer(srcs, attrs):
+    """Integer inputs compute in the default float dtype (exp, div, ...)."""
+    return broadcast(*(s.shape for s in srcs)), _to_float(_promoted(srcs))
+
+
+def _bool_infer(srcs, attrs):
+    return broadcast(*(s.shape for s in srcs)), bool_
+
+
+def _sub_infer(srcs, attrs):
+    shape, dt = _same_infer(srcs, attrs)
+    if dt is bool_:
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead."
+        )
+    return shape, dt
+
+
+def _neg_infer(srcs, attrs):
+    if srcs[0].dtype is bool_:
+        raise RuntimeError(
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        )
+    return srcs[0].shape, srcs[0].dtype
+
+
+def _numeric_infer(name: str):
+    def infer(srcs, attrs):
+        if srcs[0].dtype is bool_:
+            raise RuntimeError(f"\"{name}\" not implemented for 'Bool'")
+        return srcs[0].shape, srcs[0].dtype
+
+    return infer
+
+
+def _cast_infer(srcs, attrs):
+    return srcs[0].shape, attrs["dtype"]
+
+
+def _where_infer(srcs, attrs):
+    cond, a, b = srcs
+    if cond.dtype is not bool_:
+        raise RuntimeError(
+            "where expected condition to be a boolean tensor, but got a tensor with "
+            f"dtype {_scalar_type_name(cond.dtype)}"
+        )
+    return broadcast(cond.shape, a.shape, b.shape), _promoted((a, b))
+
+
+def _pow_scalar_infer(srcs, attrs):
+    (x,) = srcs
+    exponent = attrs["exponent"]
+    dt = dtypes.result_type([(x.dtype, x.promotion_kind()), (dtypes.scalar_dtype(exponent), "scalar")])
+    if not dt.is_floating_point and isinstance(exponent, int) and exponent < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return x.shape, dt
+
+
+def _scalar_type_name(dt: dtypes.DType) -> str:
+    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}[dt.name]
+
+
+# -- compute dtypes: (dtype each argument is converted to, dtype the op runs in) --
+
+def _compute_out(node):
+    return (node.dtype,) * len(node.srcs), node.dtype
+
+
+def _compute_promoted(node):
+    dt = _promoted(node.srcs)
+    return (dt,) * len(node.srcs), dt
+
+
+def _compute_src(node):
+    return (node.srcs[0].dtype,), node.srcs[0].dtype
+
+
+def _compute_bool(node):
+    return (bool_,) * len(node.srcs), bool_
+
+
+def _compute_where(node):
+    return (bool_, node.dtype, node.dtype), node.dtype
+
+
+# -- lowering helpers ----------------------------------------------------------
+
+def _arith(float_op: str, int_op: str, bool_op: str | None = None):
+    def lower(cg, args, dt, attrs):
+        a, b = args
+        if dt.is_floating_point:
+            return getattr(cg.b, float_op)(a, b)
+        if dt is bool_ and bool_op:
+            return getattr(cg.b, bool_op)(a, b)
+        return getattr(cg.b, int_op)(a, b)
+
+    return lower
+
+
+def _cmp(pred: str):
+    # Ordered float compares except `!=`, so NaN compares like IEEE and PyTorch.
+    fpred = "une" if pred == "!=" else "o" + {"==": "eq", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}[pred]
+
+    def lower(cg, args, dt, attrs):
+        a, b = args
+        if dt.is_floating_point:
+            return cg.b.fcmp_unordered(pred, a, b) if fpred == "une" else cg.b.fcmp_ordered(pred, a, b)
+        if dt is bool_:
+            return cg.b.icmp_unsigned(pred, a, b)
+        return cg.b.icmp_signed(pred, a, b)
+
+    return lower
+
+
+def _math(name: str):
+    def lower(cg, args, dt, attrs):
+        return cg.math(name, args[0], dt)
+
+    return lower
+
+
+def _lower_neg(cg, args, dt, attrs):
+    return cg.b.fneg(args[0]) if dt.is_floating_point else cg.b.neg(args[0])
+
+
+def _lower_abs(cg, args, dt, attrs):
+    (x,) = args
+    if dt.is_floating_point:
+        return cg.intrinsic("llvm.fabs", [x], dt)
+    return cg.b.select(cg.b.icmp_signed("<", x, cg.const(0, dt)), cg.b.neg(x), x)
+
+
+def _lower_sign(cg, args, dt, attrs):
+    (x,) = args
+    zero, one = cg.const(0, dt), cg.const(1, dt)
+    if dt is bool_:
+        return x
+    if dt.is_floating_point:
+        pos = cg.b.uitofp(cg.b.fcmp_ordered(">", x, zero), cg.lltype(dt))
+        neg = cg.b.uitofp(cg.b.fcmp_ordered("<", x, zero), cg.lltype(dt))
+        # NaN stays NaN, as in PyTorch.
+        return cg.b.select(cg.b.fcmp_unordered("uno", x, x), x, cg.b.fsub(pos, neg))
+    pos = cg.b.select(cg.b.icmp_signed(">", x, zero), one, zero)
+    neg = cg.b.select(cg.b.icmp_signed("<", x, zero), one, zero)
+    return cg.b.sub(pos, neg)
+
+
+def _lower_relu(cg, args, dt, attrs):
+    (x,) = args
+    zero = cg.const(0, dt)
+    if dt.is_floating_point:
+        # `x < 0 ? 0 : x` keeps NaN, as torch.relu does.
+        return cg.b.select(cg.b.fcmp_ordered("<", x, zero), zero, x)
+    return cg.b.select(cg.b.icmp_signed("<", x, zero), zero, x)
+
+
+def _lower_reciprocal(cg, args, dt, attrs):
+    return cg.b.fdiv(cg.const(1.0, dt), args[0])
+
+
+def _lower_sqrt(cg, args, dt, attrs):
+    return cg.intrinsic("llvm.sqrt", [args[0]], dt)
+
+
+def _lower_div(cg, args, dt, attrs):
+    return cg.b.fdiv(*args)
+
+
+def _lower_pow(cg, args, dt, attrs):
+    return cg.pow(args[0], args[1], dt)
+
+
+def _lower_rpow(cg, args, dt, attrs):
+    return cg.pow(args[1], args[0], dt)
+
+
+def _lower_pow_scalar(cg, args, dt, attrs):
+    return cg.pow_const(args[0], attrs["exponent"], dt)
+
+
+def _lower_minmax(float_intrinsic: str, pred: str):
+    def lower(cg, args, dt, attrs):
+        a, b = args
+        if dt.is_floating_point:
+            # llvm.maximum/minimum propagate NaN, like torch.maximum.
+            return cg.intrinsic(float_intrinsic, [a, b], dt)
+        cmp = cg.b.icmp_unsigned if dt is bool_ else cg.b.icmp_signed
+        return cg.b.select(cmp(pred, a, b), a, b)
+
+    return lower
+
+
+def _lower_where(cg, args, dt, attrs):
+    return cg.b.select(*args)
+
+
+def _lower_cast(cg, args, dt, attrs):
+    return cg.cast(args[0], dt, attrs["dtype"])
+
+
+def _lower_logical_not(cg, args, dt, attrs):
+    return cg.b.not_(args[0])
+
+
+# -- VJP rules -------------------------------------------------------------------
+
+def _vjp_add(e, g, c):
+    return g, g
+
+
+def _vjp_sub(e, g, c):
+    return g, (e.neg(g) if c.needs[1] else None)
+
+
+def _vjp_rsub(e, g, c):
+    return (e.neg(g),)
+
+
+def _vjp_mul(e, g, c):
+    x, y = c.srcs
+    return (e.mul(g, y) if c.needs[0] else None, e.mul(g, x) if c.needs[1] else None)
+
+
+def _vjp_div(e, g, c):
+    x, y = c.srcs
+    gx = e.div(g, y) if c.needs[0] else None
+    gy = e.neg(e.mul(g, e.div(e.div(x, y), y))) if c.needs[1] else None
+    return gx, gy
+
+
+def _vjp_neg(e, g, c):
+    return (e.neg(g),)
+
+
+def _vjp_exp(e, g, c):
+    return (e.mul(g, c.out),)
+
+
+def _vjp_log(e, g, c):
+    return (e.div(g, c.srcs[0]),)
+
+
+def _vjp_sqrt(e, g, c):
+    return (e.div(g, e.mul(c.out, 2)),)
+
+
+def _vjp_sin(e, g, c):
+    return (e.mul(g, e.cos(c.srcs[0])),)
+
+
+def _vjp_cos(e, g, c):
+    return (e.mul(g, e.neg(e.sin(c.srcs[0]))),)
+
+
+def _vjp_tanh(e, g, c):
+    y = c.out
+    return (e.mul(g, e.rsub(e.mul(y, y), 1)),)
+
+
+def _vjp_sigmoid(e, g, c):
+    y = c.out
+    return (e.mul(e.mul(g, e.rsub(y, 1)), y),)
+
+
+def _vjp_relu(e, g, c):
+    return (e.where(e.gt(c.out, 0), g, 0),)
+
+
+def _vjp_abs(e, g, c):
+    return (e.mul(g, e.sign(c.srcs[0])),)
+
+
+def _vjp_reciprocal(e, g, c):
+    y = c.out
+    return (e.mul(e.neg(g), e.mul(y, y)),)
+
+
+def _vjp_pow_scalar(e, g, c):
+    p = c.attrs["exponent"]
+    x = c.srcs[0]
+    if p == 0:
+        return (e.mul(g, 0),)
+    return (e.mul(g, e.mul(e.pow_scalar(x, exponent=p - 1), p)),)
+
+
+def _vjp_pow(e, g, c):
+    x, y = c.srcs
+    gx = gy = None
+    if c.needs[0]:
+        gx = e.where(e.eq(y, 0), 0, e.mul(g, e.mul(y, e.pow(x, e.sub(y, 1)))))
+    if c.needs[1]:
+        # d/dy x**y = x**y * log(x); PyTorch masks x == 0, y >= 0 to zero.
+        mask = e.logical_and(e.eq(x, 0), e.ge(y, 0))
+        gy = e.where(mask, 0, e.mul(g, e.mul(c.out, e.log(x))))
+    return gx, gy
+
+
+def _vjp_rpow(e, g, c):
+    y, base = c.srcs
+    grad = e.mul(g, e.mul(c.out, e.log(e.cast(base, dtype=c.out.dtype))))
+    return (e.where(e.logical_and(e.eq(base, 0), e.ge(y, 0)), 0, grad),)
+
+
+def _minmax_vjp(loser: str):
+    def vjp(e, g, c):
+        x, y = c.srcs
+        # Ties split the gradient in half between the two inputs, as in PyTorch.
+        shared = e.where(e.eq(x, y), e.div(g, 2), g)
+        gx = e.where(getattr(e, loser)(x, y), 0, shared) if c.needs[0] else None
+        gy = e.where(getattr(e, loser)(y, x), 0, shared) if c.needs[1] else None
+        return gx, gy
+
+    return vjp
+
+
+def _vjp_where(e, g, c):
+    cond = c.srcs[0]
+    return (
+        None,
+        e.where(cond, g, 0) if c.needs[1] else None,
+        e.where(cond, 0, g) if c.needs[2] else None,
+    )
+
+
+def _vjp_cast(e, g, c):
+    return (g,)
+
+
+def _vjp_zero(e, g, c):
+    return (e.mul(g, 0),)
+
+
+# -- the entries -----------------------------------------------------------------
+
+def _ew(name, infer, lower, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw):
+    register(OpDef(name, "elementwise", infer, lower=lower, vjp=vjp, saves=saves,
+                   grad_fn=grad_fn, compute=compute, **kw))
+
+
+_ew("add", _same_infer, _arith("fadd", "add", "or_"), _vjp_add, grad_fn="AddBackward0")
+_ew("sub", _sub_infer, _arith("fsub", "sub"), _vjp_sub, grad_fn="SubBackward0")
+# rsub(x, s) = s - x: `2 - x` in PyTorch has its own backward node.
+_ew("rsub", _sub_infer, lambda cg, a, dt, at: _arith("fsub", "sub")(cg, a[::-1], dt, at),
+    _vjp_rsub, grad_fn="RsubBackward1", edges=(0,))
+_ew("mul", _same_infer, _arith("fmul", "mul", "and_"), _vjp_mul,
+    saves={0: (1,), 1: (0,)}, grad_fn="MulBackward0")
+_ew("div", _float_infer, _lower_div, _vjp_div, saves={0: (1,), 1: (0, 1)}, grad_fn="DivBackward0")
+_ew("pow", _same_infer, _lower_pow, _vjp_pow, saves={0: (0, 1), 1: (0, 1, "out")},
+    grad_fn="PowBackward1")
+# rpow(x, s) = s ** x for a Python-number base.
+_ew("rpow", _same_infer, _lower_rpow, _vjp_rpow, saves={0: (1, "out")},
+    grad_fn="PowBackward2", edges=(0,))
+_ew("pow_scalar", _pow_scalar_infer, _lower_pow_scalar, _vjp_pow_scalar, saves={0: (0,)},
+    grad_fn="PowBackward0")
+_ew("maximum", _same_infer, _lower_minmax("llvm.maximum", ">"), _minmax_vjp("lt"),
+    saves={0: (0, 1), 1: (0, 1)}, grad_fn="MaximumBackward0")
+_ew("minimum", _same_infer, _lower_minmax("llvm.minimum", "<"), _minmax_vjp("gt"),
+    saves={0: (0, 1), 1: (0, 1)}, grad_fn="MinimumBackward0")
+
+for _name, _pred in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
+    _ew(_name, _bool_infer, _cmp(_pred), compute=_compute_promoted)
+
+_ew("logical_and", _bool_infer, lambda cg, a, dt, at: cg.b.and_(*a), compute=_compute_bool)
+_ew("logical_or", _bool_infer, lambda cg, a, dt, at: cg.b.or_(*a), compute=_compute_bool)
+_ew("logical_not", _bool_infer, _lower_logical_not, compute=_compute_bool)
+
+_ew("neg", _neg_infer, _lower_neg, _vjp_neg, grad_fn="NegBackward0")
+_ew("exp", _float_infer, _math("exp"), _vjp_exp, saves={0: ("out",)}, grad_fn="ExpBackward0")
+_ew("log", _float_infer, _math("log"), _vjp_log, saves={0: (0,)}, grad_fn="LogBackward0")
+_ew("sqrt", _float_infer, _lower_sqrt, _vjp_sqrt, saves={0: ("out",)}, grad_fn="SqrtBackward0")
+_ew("sin", _float_infer, _math("sin"), _vjp_sin, saves={0: (0,)}, grad_fn="SinBackward0")
+_ew("cos", _float_infer, _math("cos"), _vjp_cos, saves={0: (0,)}, grad_fn="CosBackward0")
+_ew("tanh", _float_infer, _math("tanh"), _vjp_tanh, saves={0: ("out",)}, grad_fn="TanhBackward0")
+_ew("sigmoid", _float_infer, _math("sigmoid"), _vjp_sigmoid, saves={0: ("out",)},
+    grad_fn="SigmoidBackward0")
+_ew("relu", _numeric_infer("relu"), _lower_relu, _vjp_relu, saves={0: ("out",)}, grad_fn="ReluBackward0")
+_ew("abs", _numeric_infer("abs"), _lower_abs, _vjp_abs, saves={0: (0,)}, grad_fn="AbsBackward0")
+_ew("sign", _same_infer, _lower_sign, _vjp_zero, grad_fn="SignBackward0")
+_ew("reciprocal", _float_infer, _lower_reciprocal, _vjp_reciprocal, saves={0: ("out",)},
+    grad_fn="ReciprocalBackward0")
+_ew("cast", _cast_infer, _lower_cast, _vjp_cast, grad_fn="ToCopyBackward0", compute=_compute_src)
+_ew("where", _where_infer, _lower_where, _vjp_where, saves={1: (0,), 2: (0,)},
+    grad_fn="WhereBackward0", edges=(1, 2), compute=_compute_where)

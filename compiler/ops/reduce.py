@@ -1,0 +1,114 @@
+"""Reductions over some or all dims: sum, max, min, argmax, argmin (and `iota`).
+
+attrs: `dims` is None for a whole-tensor reduction (PyTorch names that
+overload differently, e.g. SumBackward0 vs SumBackward1) or the normalized
+tuple of reduced dims; `keepdim` keeps them as size 1.
+"""
+
+from __future__ import annotations
+
+from .. import dtypes
+from ..graph import OpDef
+from . import register
+from .shapes import normalize_dims, reduced_shape
+
+
+def axes(node) -> tuple[int, ...]:
+    """The reduced dims of a reduce node (all of them when dims is None)."""
+    dims = node.attrs["dims"]
+    return tuple(range(len(node.srcs[0].shape))) if dims is None else dims
+
+
+def _normalize(srcs, attrs, name: str):
+    (x,) = srcs
+    dims = attrs.get("dims")
+    if dims is not None:
+        dims = normalize_dims(dims, len(x.shape)) or tuple(range(len(x.shape)))
+    attrs["dims"] = dims
+    attrs["keepdim"] = bool(attrs.get("keepdim", False))
+    all_axes = tuple(range(len(x.shape))) if dims is None else dims
+    return x, all_axes
+
+
+def _sum_infer(srcs, attrs):
+    x, ax = _normalize(srcs, attrs, "sum")
+    dt = x.dtype if x.dtype.is_floating_point else dtypes.int64
+    return reduced_shape(x.shape, ax, attrs["keepdim"]), dt
+
+
+def _extreme_infer(name: str):
+    def infer(srcs, attrs):
+        x, ax = _normalize(srcs, attrs, name)
+        if x.numel == 0:
+            if attrs["dims"] is None:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                    "Specify the reduction dim with the 'dim' argument."
+                )
+            for d in ax:
+                if x.shape[d] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        out_dtype = dtypes.int64 if name.startswith("arg") else x.dtype
+        return reduced_shape(x.shape, ax, attrs["keepdim"]), out_dtype
+
+    return infer
+
+
+def _ctx_axes(c) -> tuple[int, ...]:
+    dims = c.attrs["dims"]
+    return tuple(range(len(c.src_shapes[0]))) if dims is None else dims
+
+
+def _keepdim_grad(e, g, c):
+    """The output gradient with reduced dims restored as size 1."""
+    if c.attrs["keepdim"]:
+        return g
+    src_shape = c.src_shapes[0]
+    kept = tuple(1 if i in _ctx_axes(c) else n for i, n in enumerate(src_shape))
+    return e.reshape(g, shape=kept)
+
+
+def _vjp_sum(e, g, c):
+    return (e.expand(_keepdim_grad(e, g, c), shape=c.src_shapes[0]),)
+
+
+def _extreme_vjp(arg_op: str):
+    def vjp(e, g, c):
+        x = c.srcs[0]
+        g = _keepdim_grad(e, g, c)
+        if c.attrs["dims"] is None:
+            # Whole-tensor max/min: ties share the gradient evenly (PyTorch's rule).
+            out = _keepdim_grad(e, c.out, c)
+            mask = e.logical_or(e.eq(x, out), e.logical_and(e.ne(x, x), e.ne(out, out)))
+            count = e.sum(mask, dims=None, keepdim=False)
+            return (e.where(mask, e.div(g, count), 0),)
+        # Along a dim: the whole gradient goes to the one index max/min returns.
+        (d,) = _ctx_axes(c)
+        index = getattr(e, arg_op)(x, dims=(d,), keepdim=True)
+        hit = e.eq(e.iota(shape=c.src_shapes[0], dim=d), index)
+        return (e.where(hit, g, 0),)
+
+    return vjp
+
+
+def _max_name(name):
+    return lambda attrs: f"{name}Backward1" if attrs["dims"] is None else f"{name}Backward0"
+
+
+register(OpDef("sum", "reduce", _sum_infer, reduce="sum", vjp=_vjp_sum,
+               grad_fn=lambda a: "SumBackward0" if a["dims"] is None else "SumBackward1"))
+register(OpDef("max", "reduce", _extreme_infer("max"), reduce="max", vjp=_extreme_vjp("argmax"),
+               saves={0: (0, "out")}, grad_fn=_max_name("Max")))
+register(OpDef("min", "reduce", _extreme_infer("min"), reduce="min", vjp=_extreme_vjp("argmin"),
+               saves={0: (0, "out")}, grad_fn=_max_name("Min")))
+register(OpDef("argmax", "reduce", _extreme_infer("argmax"), reduce="argmax"))
+register(OpDef("argmin", "reduce", _extreme_infer("argmin"), reduce="argmin"))
+
+
+def _iota_infer(srcs, attrs):
+    attrs["shape"] = tuple(attrs["shape"])
+    return attrs["shape"], dtypes.int64
+
+
+# iota(shape, dim): each element's index along `dim` (used to build one-hot masks).
+register(OpDef("iota", "iota", _iota_infer))

@@ -1,0 +1,463 @@
+"""Fusion: partition a graph into kernels and write each as a loop nest.
+
+Which values get a buffer ("materialized"): the requested outputs, every
+reduction and matmul, and matmul operands that are not views of a buffer.
+Everything else (elementwise ops, broadcasts, views) is inlined into the
+loops of the kernels that read it, as scalar code and index arithmetic.
+
+A loop kernel iterates over a domain; its `axes` (possibly none) are reduced
+in inner loops. Its work is a sequence of phases inside the outer loops:
+each phase runs the inner loops once, storing full-domain values and updating
+accumulators, then stores per-outer-point values ("post") that may read the
+phase's results. So `x.exp().sum()` with `x.exp()` also kept is one loop, and
+softmax over rows is one kernel whose phases reuse the row while it is in
+cache. Nodes join the first kernel whose domain fits and that can run them
+after everything they read (checked with symbolic indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import loopir as L
+from .dtypes import bool_, float64, int64
+from .graph import Node
+from .index import Sym, Var, linearize
+from .ops.reduce import axes as reduce_axes
+from .simplify import simplify
+
+
+@dataclass(eq=False)
+class Group:
+    kind: str  # "loop" or "matmul"
+    domain: tuple
+    axes: tuple
+    pos: int
+    phases: list = field(default_factory=list)  # each: {"reduce": [], "store": [], "post": []}
+    role: dict = field(default_factory=dict)  # node id -> (phase, role)
+    node: Node | None = None  # the matmul node
+
+    def __post_init__(self):
+        self.vars = tuple(Var(f"i{a}", n) for a, n in enumerate(self.domain))
+        self.full = tuple(Sym.var(v) for v in self.vars)
+
+    def outer_index(self, shape: tuple) -> tuple | None:
+        """Index of a value of `shape` at the current outer point, if it has an outer shape."""
+        if len(shape) == len(self.domain):
+            if all(shape[a] == (1 if a in self.axes else n) for a, n in enumerate(self.domain)):
+                return tuple(Sym.of(0) if a in self.axes else i for a, i in enumerate(self.full))
+            return None
+        kept = tuple(n for a, n in enumerate(self.domain) if a not in self.axes)
+        if shape == kept:
+            return tuple(i for a, i in enumerate(self.full) if a not in self.axes)
+        return None
+
+
+@dataclass
+class Schedule:
+    kernels: list
+    bufs: list  # every L.Buf, by slot
+    inputs: list  # realized nodes read, by input slot
+    params: list  # param nodes, by param slot
+    outputs: list  # per target: its L.Buf (a fresh output, or an input it equals)
+
+
+def bcast_index(idx: tuple, shape: tuple, src_shape: tuple) -> tuple:
+    lead = len(shape) - len(src_shape)
+    return tuple(Sym.of(0) if n == 1 else idx[lead + j] for j, n in enumerate(src_shape))
+
+
+def src_indices(node: Node, idx: tuple) -> list:
+    """(source, index, window) triples: where each source is read for `node` at `idx`."""
+    kind = node.op.kind
+    if kind == "elementwise":
+        return [(s, bcast_index(idx, node.shape, s.shape), None) for s in node.srcs]
+    if kind == "movement":
+        out = node.op.index(idx, node)
+        if node.op.name == "embed":
+            idx, (d, start, count, step) = out
+            shifted = idx[d] + (-start)
+            src = idx[:d] + (shifted.floordiv(step) if step != 1 else shifted,) + idx[d + 1:]
+            return [(node.srcs[0], src, (idx[d], start, count, step))]
+        return [(node.srcs[0], out, None)]
+    raise AssertionError(f"{node.op.name} is not inlinable")
+
+
+class _Scheduler:
+    def __init__(self, targets, inputs, params):
+        self.roots = simplify(targets)
+        self.inputs = inputs
+        self.params = params
+        self.order = _topo(self.roots)
+        self.mat = self._materialized()
+        self.groups: list[Group] = []
+        self.producer: dict[int, Group] = {}
+        self.loaded: set[int] = set()  # materialized nodes some kernel reads from memory
+
+    # -- what gets a buffer ----------------------------------------------------
+    def _materialized(self) -> set:
+        mat = {r.id for r in self.roots if r.buffer is None}
+        for n in self.order:
+            if n.op.kind in ("reduce", "matmul"):
+                mat.add(n.id)
+            if n.op.kind == "matmul":
+                for s in n.srcs:
+                    while s.op.kind == "movement" and s.buffer is None:
+                        s = s.srcs[0]
+                    if s.buffer is None and s.op.kind not in ("leaf",):
+                        mat.add(s.id)
+        return mat
+
+    def is_boundary(self, n: Node) -> bool:
+        return n.buffer is not None or n.id in self.mat
+
+    def reads(self, node: Node, idx: tuple) -> list:
+        """Materialized values (node, index) that computing `node` at `idx` reads."""
+        out, seen = [], set()
+        stack = [(s, i) for s, i, _ in src_indices_or_none(node, idx)]
+        while stack:
+            n, i = stack.pop()
+            key = (n.id, i)
+            if key in seen:
+                continue
+            seen.add(key)
+            if self.is_boundary(n):
+                out.append((n, i))
+            elif n.op.kind not in ("leaf", "iota"):
+                stack.extend((s, si) for s, si, _ in src_indices(n, i))
+        return out
+
+    # -- grouping ----------------------------------------------------------------
+    def run(self) -> None:
+        for n in self.order:
+            if n.id in self.mat and n.buffer is None:
+                self.assign(n)
+
+    def assign(self, m: Node) -> None:
+        if m.op.kind == "matmul":
+            g = Group("matmul", m.shape, (), len(self.groups), node=m)
+            self._add(g, m, 0, "matmul", self.reads_matmul(m))
+            self.groups.append(g)
+            return
+        for g in self.groups:
+            if g.kind != "loop":
+                continue
+            placed = self.place(m, g)
+            if placed is not None:
+                self._add(g, m, *placed)
+                return
+        if m.op.kind == "reduce":
+            g = Group("loop", m.srcs[0].shape, reduce_axes(m), len(self.groups))
+        else:
+            g = Group("loop", m.shape, (), len(self.groups))
+        placed = self.place(m, g)
+        assert placed is not None, f"cannot schedule {m}"
+        self.groups.append(g)
+        self._add(g, m, *placed)
+
+    def reads_matmul(self, m: Node) -> list:
+        a, b = m.srcs
+        i, j, k = (Sym.var(Var(n, e)) for n, e in (("i", a.shape[0]), ("j", b.shape[1]), ("k", a.shape[1])))
+        out = []
+        for src, idx in ((a, (i, k)), (b, (k, j))):
+            out += [(src, idx)] if self.is_boundary(src) else self.reads(src, idx)
+        return out
+
+    def _add(self, g: Group, m: Node, phase: int, role: str, reads: list) -> None:
+        if role != "matmul":
+            while len(g.phases) <= phase:
+                g.phases.append({"reduce": [], "store": [], "post": []})
+            g.phases[phase][role].append(m)
+        g.role[m.id] = (phase, role)
+        self.producer[m.id] = g
+        self.loaded.update(d.id for d, _ in reads if self.producer.get(d.id) is not g)
+
+    def place(self, m: Node, g: Group):
+        """(phase, role, reads) if `m` can join group `g`, else None."""
+        if m.op.kind == "reduce":
+            domain, ax = m.srcs[0].shape, reduce_axes(m)
+            if domain != g.domain:
+                return None
+            if g.axes != ax:
+                trailing = ax == tuple(range(len(domain) - len(ax), len(domain)))
+                upgradable = not g.axes and all(not p["reduce"] and not p["post"] for p in g.phases)
+                if not (trailing and upgradable and ax):
+                    return None
+                g.axes = ax  # only the loop order changes; its stores stay valid
+                reads = self.reads(m, g.full)
+                phase = self._phase_after(m, g, reads, post=False)
+                if phase is None:
+                    g.axes = ()
+                    return None
+                return phase, "reduce", reads
+            reads = self.reads(m, g.full)
+            phase = self._phase_after(m, g, reads, post=False)
+            return None if phase is None else (phase, "reduce", reads)
+        if m.shape == g.domain:
+            reads = self.reads(m, g.full)
+            phase = self._phase_after(m, g, reads, post=False)
+            if phase is None or (phase > 0 and not g.axes):
+                return None
+            return phase, "store", reads
+        outer = g.outer_index(m.shape) if g.axes else None
+        if outer is None:
+            return None
+        reads = self.reads(m, outer)
+        if not any(self.producer.get(d.id) is g for d, _ in reads):
+            return None
+        phase = self._phase_after(m, g, reads, post=True)
+        return None if phase is None else (phase, "post", reads)
+
+    def _phase_after(self, m: Node, g: Group, reads: list, post: bool):
+        """Earliest phase of `g` where everything `m` reads is available, or None."""
+        phase = 0
+        for d, idx in reads:
+            owner = self.producer.get(d.id)
+            if owner is None:
+                continue
+            if owner is not g:
+                if owner.pos >= g.pos:
+                    return None
+                continue
+            q, role = g.role[d.id]
+            if role in ("reduce", "post"):
+                if idx != g.outer_index(d.shape):
+                    return None
+                phase = max(phase, q if post else q + 1)
+            else:  # a full-domain store: readable at the same point
+                if post or idx != g.full:
+                    return None
+                phase = max(phase, q)
+        if post and phase >= len(g.phases):
+            return None
+        return phase
+
+
+def src_indices_or_none(node: Node, idx: tuple) -> list:
+    if node.op.kind == "reduce":
+        return [(node.srcs[0], idx, None)]
+    if node.op.kind in ("leaf", "iota"):
+        return []
+    return src_indices(node, idx)
+
+
+def _topo(roots: list[Node]) -> list[Node]:
+    order, seen = [], set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            n, ready = stack.pop()
+            if n.id in seen:
+                continue
+            if ready or n.buffer is not None or not n.srcs:
+                seen.add(n.id)
+                order.append(n)
+                continue
+            stack.append((n, True))
+            stack.extend((s, False) for s in reversed(n.srcs) if s.id not in seen)
+    return order
+
+
+# -- emission ------------------------------------------------------------------------
+
+class _Emitter:
+    """Writes the loop IR of each group, building scalar values from graph nodes."""
+
+    def __init__(self, sched: _Scheduler, bufs: dict, param_slot: dict):
+        self.s = sched
+        self.bufs = bufs  # node id -> L.Buf
+        self.param_slot = param_slot
+        self.accs: dict[int, L.Acc] = {}
+        self.defining = None
+        self.phase = 0
+        self.memo: dict = {}
+        self.used: list = []
+        self.fused: list = []
+
+    def buf(self, node: Node) -> L.Buf:
+        b = self.bufs[node.id]
+        if b not in self.used:
+            self.used.append(b)
+        return b
+
+    def _inline(self, node: Node, idx: tuple) -> bool:
+        """Whether a materialized node is computed here rather than loaded."""
+        if node.id == self.defining:
+            return True
+        g = self.group
+        if self.s.producer.get(node.id) is not g:
+            return False
+        phase, role = g.role[node.id]
+        if role == "post":
+            return True
+        return role == "store" and phase == self.phase and idx == g.full
+
+    def define(self, node: Node, idx: tuple) -> L.Value:
+        """The value of a node this kernel stores (or accumulates)."""
+        if node.id in self.accs:
+            return L.AccValue(self.accs[node.id])
+        self.defining = node.id
+        try:
+            return self.value(node, idx)
+        finally:
+            self.defining = None
+
+    def value(self, node: Node, idx: tuple, guard: L.Value | None = None) -> L.Value:
+        key = (node.id, idx, id(guard))
+        v = self.memo.get(key)
+        if v is None:
+            acc = self.accs.get(node.id)
+            if acc is not None and self.s.producer[node.id] is self.group:
+                v = L.AccValue(acc)
+            else:
+                v = self._value(node, idx, guard)
+            self.memo[key] = v
+        return v
+
+    def _value(self, node: Node, idx: tuple, guard) -> L.Value:
+        if node.buffer is not None:
+            return L.Load(self.buf(node), linearize(idx, node.shape), guard)
+        if node.id in self.s.mat and not self._inline(node, idx):
+            return L.Load(self.buf(node), linearize(idx, node.shape), guard)
+        op = node.op
+        if op.name == "param":
+            # Params travel as 64-bit slots: exact doubles and int64s.
+            stored = float64 if node.dtype.is_floating_point else (bool_ if node.dtype is bool_ else int64)
+            return L.Param(self.param_slot[node.id], stored)
+        if op.name == "const":
+            return L.Const(node.attrs["value"], node.dtype)
+        if op.kind == "iota":
+            return L.IndexValue(idx[node.attrs["dim"]], int64)
+        if op.name not in self.fused:
+            self.fused.append(op.name)
+        srcs = src_indices(node, idx)
+        if op.kind == "movement":
+            src, sidx, window = srcs[0]
+            if window is None:
+                return self.value(src, sidx, guard)
+            cond = L.InWindow(window[0], window[1], window[2], window[3], bool_)
+            return L.Guarded(cond, self.value(src, sidx, cond))
+        arg_dtypes, compute = op.compute(node)
+        args = []
+        for (src, sidx, _), dt in zip(srcs, arg_dtypes):
+            v = self.value(src, sidx, guard)
+            if v.dtype is not dt:
+                v = L.Const(v.value, dt) if isinstance(v, L.Const) else L.Cast(v, dt)
+            args.append(v)
+        return L.Apply(op, tuple(args), compute, node.attrs, node.dtype)
+
+    # -- kernels ---------------------------------------------------------------
+    def kernel(self, g: Group, number: int) -> L.Kernel:
+        self.group, self.memo, self.used, self.fused, self.phase = g, {}, [], [], 0
+        body = self._matmul(g) if g.kind == "matmul" else self._loop(g)
+        ops = "_".join(self.fused[:4]) or ("matmul" if g.kind == "matmul" else "copy")
+        shape = "x".join(map(str, g.domain)) or "scalar"
+        return L.Kernel(f"k{number}_{ops}_{shape}", list(self.used), body, list(self.fused),
+                        len(self.s.params))
+
+    def _loop(self, g: Group) -> list:
+        outer_body: list = []
+        for number, phase in enumerate(g.phases):
+            self.phase = number
+            inner: list = []
+            for r in phase["reduce"]:
+                acc = self._acc(r)
+                outer_body.append(L.AccInit(acc))
+                src = r.srcs[0]
+                position = None
+                if acc.kind.startswith("arg"):
+                    position = linearize(tuple(g.full[a] for a in g.axes),
+                                         tuple(g.domain[a] for a in g.axes))
+                inner.append(L.AccUpdate(acc, self.value(src, g.full), position))
+            for n in phase["store"]:
+                inner.append(L.Store(self.buf(n), linearize(g.full, n.shape), self.define(n, g.full)))
+            outer_body += _wrap(inner, [g.vars[a] for a in g.axes], "reduce" if g.axes else "parallel")
+            for r in phase["reduce"]:
+                if r.id in self.bufs:
+                    idx = g.outer_index(r.shape)
+                    outer_body.append(L.Store(self.buf(r), linearize(idx, r.shape), L.AccValue(self.accs[r.id])))
+            for n in phase["post"]:
+                idx = g.outer_index(n.shape)
+                outer_body.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))
+        outer = [g.vars[a] for a in range(len(g.domain)) if a not in g.axes]
+        return _wrap(outer_body, outer, "parallel")
+
+    def _acc(self, r: Node) -> L.Acc:
+        kind = r.op.reduce
+        src_dt = r.srcs[0].dtype
+        acc_dt = r.dtype if kind == "sum" else src_dt
+        acc = L.Acc(f"acc{len(self.accs)}", kind, acc_dt, r.dtype)
+        self.accs[r.id] = acc
+        if r.op.name not in self.fused:
+            self.fused.append(r.op.name)
+        return acc
+
+    def _matmul(self, g: Group) -> list:
+        m = g.node
+        a, b = m.srcs
+        (mm, kk), nn = a.shape, b.shape[1]
+        i, j, k = Var("i", mm), Var("j", nn), Var("k", kk)
+        si, sj, sk = Sym.var(i), Sym.var(j), Sym.var(k)
+        out = self.buf(m)
+        cidx = linearize((si, sj), m.shape)
+        zero = _wrap([L.Store(out, cidx, L.Const(0, m.dtype))], [j], "parallel")
+        av = self.value(a, (si, sk))
+        bv = self.value(b, (sk, sj))
+        acc = L.Apply(_FMA, (av, bv, L.Load(out, cidx)), m.dtype, {}, m.dtype)
+        update = _wrap([L.Store(out, cidx, acc)], [j], "parallel")
+        self.fused.append("matmul")
+        return _wrap(zero + _wrap(update, [k], "serial"), [i], "parallel")
+
+
+class _FMAOp:
+    """Scalar a*b+c for the matmul loop (fused multiply-add where the CPU has it)."""
+
+    name = "fma"
+
+    @staticmethod
+    def lower(cg, args, dt, attrs):
+        return cg.fma(*args, dt)
+
+
+_FMA = _FMAOp()
+
+
+def _wrap(body: list, loop_vars: list, role: str) -> list:
+    for v in reversed(loop_vars):
+        if v.extent != 1:
+            body = [L.Loop(v, body, role)]
+    return body
+
+
+def schedule(targets: list[Node], inputs: list[Node], params: list[Node]) -> Schedule:
+    """Fuse the graph that computes `targets` into loop kernels."""
+    s = _Scheduler(targets, inputs, params)
+    s.run()
+    bufs: dict[int, L.Buf] = {}
+    table: list[L.Buf] = []
+
+    def new_buf(node: Node, role: str) -> L.Buf:
+        b = L.Buf(len(table), f"{role}{len(table)}", node.shape, node.dtype, role)
+        table.append(b)
+        bufs[node.id] = b
+        return b
+
+    for n in inputs:
+        new_buf(n, "in")
+    outputs = []
+    for r in s.roots:
+        if r.id in bufs:
+            outputs.append(bufs[r.id])
+        elif r.buffer is not None:  # a target that is an input: shares its buffer
+            outputs.append(new_buf(r, "in"))
+        else:
+            outputs.append(new_buf(r, "out"))
+    by_id = {n.id: n for n in s.order}
+    for g in s.groups:
+        for nid, (_, role) in g.role.items():
+            if nid not in bufs and (role != "reduce" or nid in s.loaded):
+                new_buf(by_id[nid], "tmp")
+    param_slot = {p.id: i for i, p in enumerate(params)}
+    em = _Emitter(s, bufs, param_slot)
+    kernels = [em.kernel(g, i) for i, g in enumerate(s.groups)]
+    return Schedule(kernels, table, inputs, params, outputs)

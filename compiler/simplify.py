@@ -1,0 +1,90 @@
+"""Graph-to-graph rewrites before scheduling: decompose composites, canonicalize
+views, fold trivial ones, and merge structurally equal nodes (CSE).
+
+A pure function of the graph: returns new nodes, never mutates the old ones.
+Leaves (realized inputs, params, consts) are kept as they are.
+"""
+
+from __future__ import annotations
+
+from .graph import Node
+from .ops import OPS, IREmitter, make
+
+# Views whose index rewrite is a reshape or a permute under another name.
+_AS_RESHAPE = {"squeeze", "unsqueeze"}
+_AS_PERMUTE = {"transpose", "t"}
+
+
+def simplify(targets: list[Node]) -> list[Node]:
+    """Return the simplified node for each target."""
+    memo: dict[int, Node] = {}
+    table: dict[tuple, Node] = {}
+    emit = IREmitter()
+
+    def key_of(node: Node) -> tuple | None:
+        if node.op.kind == "leaf":
+            if node.op.name == "const":
+                return ("const", repr(node.attrs["value"]), node.dtype.name)
+            return None  # buffers and params are distinct by identity
+        return (node.op.name, tuple(node.attrs.items()), tuple(s.id for s in node.srcs))
+
+    def intern(node: Node) -> Node:
+        key = key_of(node)
+        if key is None:
+            return node
+        return table.setdefault(key, node)
+
+    def rebuild(node: Node, srcs: tuple) -> Node:
+        op = node.op
+        if op.kind == "composite":
+            return visit_new(op.decompose(emit, srcs, node.attrs))
+        if op.name in _AS_RESHAPE:
+            return fold_view(make("reshape", srcs, {"shape": node.shape}))
+        if op.name in _AS_PERMUTE:
+            return fold_view(make("permute", srcs, {"dims": node.attrs["dims"]}))
+        if all(a is b for a, b in zip(srcs, node.srcs)):
+            return fold_view(node)
+        return fold_view(make(op, srcs, node.attrs))
+
+    def fold_view(node: Node) -> Node:
+        name = node.op.name
+        if name in ("reshape", "expand") and node.srcs[0].shape == node.shape:
+            return node.srcs[0]
+        if name == "permute":
+            dims = node.attrs["dims"]
+            if dims == tuple(range(len(dims))):
+                return node.srcs[0]
+            src = node.srcs[0]
+            if src.op.name == "permute" and not src.realized:
+                inner = src.attrs["dims"]
+                return fold_view(make("permute", (src.srcs[0],), {"dims": tuple(inner[d] for d in dims)}))
+        if name == "reshape":
+            src = node.srcs[0]
+            if src.op.name == "reshape" and not src.realized:
+                return fold_view(make("reshape", (src.srcs[0],), {"shape": node.shape}))
+        return intern(node)
+
+    def visit_new(node: Node) -> Node:
+        # A node built by a decomposition: its sources are already simplified.
+        return rebuild(node, node.srcs) if node.op.kind == "composite" else fold_view(node)
+
+    def visit(root: Node) -> Node:
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node.id in memo:
+                continue
+            if node.buffer is not None or not node.srcs:
+                memo[node.id] = intern(node) if node.buffer is None else node
+                continue
+            if not ready:
+                stack.append((node, True))
+                stack.extend((s, False) for s in node.srcs if s.id not in memo)
+                continue
+            memo[node.id] = rebuild(node, tuple(memo[s.id] for s in node.srcs))
+        return memo[root.id]
+
+    return [visit(t) for t in targets]
+
+
+__all__ = ["simplify", "OPS"]

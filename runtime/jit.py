@@ -1,0 +1,77 @@
+"""The process's one LLVM JIT: host CPU target, O3 new-pass-manager pipeline, object loading.
+
+Programs are compiled to object code (which the disk cache can keep) and
+linked into a single LLJIT instance; LLJIT reports unresolved symbols as
+errors instead of crashing, and each program's code is freed with its
+resource tracker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import llvmlite.binding as llvm
+
+_lock = threading.RLock()
+_jit: _JIT | None = None
+
+
+class _JIT:
+    def __init__(self) -> None:
+        # llvm.initialize() raises in llvmlite 0.50; these two are what is needed.
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        target = llvm.Target.from_default_triple()
+        self.tm = target.create_target_machine(cpu=self.cpu, features=self.features, opt=3, jit=True)
+        self.triple = llvm.get_process_triple()
+        self.lljit = llvm.create_lljit_compiler(
+            target.create_target_machine(cpu=self.cpu, features=self.features, opt=3, jit=True)
+        )
+        self._names = itertools.count()
+
+    def optimize(self, ir_text: str) -> llvm.ModuleRef:
+        mod = llvm.parse_assembly(ir_text)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True  # off by default
+        pb = llvm.create_pass_builder(self.tm, pto)  # a fresh one per module (FACTS.md)
+        pb.getModulePassManager().run(mod, pb)
+        return mod
+
+    def emit_object(self, mod: llvm.ModuleRef) -> bytes:
+        return self.tm.emit_object(mod)
+
+    def emit_assembly(self, mod: llvm.ModuleRef) -> str:
+        return self.tm.emit_assembly(mod)
+
+    def load(self, obj: bytes, symbol: str) -> tuple[int, object]:
+        """Link object code; return the symbol's address and the tracker keeping it alive."""
+        lib = f"llgrad_lib{next(self._names)}"
+        tracker = (
+            llvm.JITLibraryBuilder()
+            .add_object_img(obj)
+            .add_current_process()
+            .export_symbol(symbol)
+            .link(self.lljit, lib)
+        )
+        addr = tracker[symbol]
+        if not addr:
+            raise RuntimeError(f"llgrad: compiled program has no symbol {symbol}")
+        return addr, tracker
+
+
+def jit() -> _JIT:
+    global _jit
+    if _jit is None:
+        with _lock:
+            if _jit is None:
+                _jit = _JIT()
+    return _jit
+
+
+def llvm_version() -> str:
+    return ".".join(map(str, llvm.llvm_version_info))
