@@ -1,0 +1,305 @@
+"""The backward pass: walk grad_fn nodes in reverse order, emitting each op's VJP as IR.
+
+Nothing is computed while walking: each VJP rule (from the op table) records
+IR ops, so the gradients are lazy tensors whose graph is the backward IR.
+At the end, all gradients that land somewhere (.grad of leaves, retained
+grads, or the results of autograd.grad) are realized together, in one
+compiled program with whatever forward values they need.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from llgrad.compiler.ops.movement import sum_to
+from llgrad.runtime import realize
+
+from .. import dispatch
+from ..dispatch import EMIT, apply
+from ..tensor import Tensor
+from . import grad_mode
+from .function import FREED_MESSAGE, AccumulateGrad, BackwardNode, edge_of
+
+
+class _Ctx:
+    """What a VJP rule sees: saved sources and output, attrs, which grads are needed."""
+
+    __slots__ = ("srcs", "out", "attrs", "needs", "src_shapes", "src_dtypes")
+
+
+def _check_version(saved, fn) -> None:
+    if saved.counter is not None and saved.counter.value != saved.version:
+        node = saved.node
+        kind = _TYPE_NAMES.get(node.dtype.name, node.dtype.name)
+        where = (f", which is output 0 of {saved.owner_name}," if saved.owner_name else "")
+        if saved.is_output:
+            where = f", which is output 0 of {fn.name()},"
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an inplace "
+            f"operation: [{kind} {list(node.shape)}]{where} is at version {saved.counter.value}; "
+            f"expected version {saved.version} instead. Hint: enable anomaly detection to find the "
+            "operation that failed to compute its gradient, with "
+            "torch.autograd.set_detect_anomaly(True)."
+        )
+
+
+_TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
+               "int64": "torch.LongTensor", "int32": "torch.IntTensor", "bool": "torch.BoolTensor"}
+
+
+def _unpack(fn: BackwardNode) -> _Ctx:
+    if fn._freed and fn.op.saves and any(fn._needs[i] and fn.op.saves.get(i) for i in range(len(fn._needs))):
+        raise RuntimeError(FREED_MESSAGE)
+    ctx = _Ctx()
+    ctx.attrs = fn.attrs
+    ctx.needs = fn._needs
+    ctx.src_shapes = fn._src_shapes
+    ctx.src_dtypes = fn._src_dtypes
+    srcs = [None] * len(fn._needs)
+    out = None
+    for key, saved in (fn._saved or {}).items():
+        _check_version(saved, fn)
+        if key == "out":
+            t = saved.value()
+            if t is None or t._node is not saved.node:
+                t = Tensor._from_node(saved.node)
+                t._grad_fn, t._requires_grad = fn, True
+            out = t
+        else:
+            srcs[key] = saved.value
+    ctx.srcs = srcs
+    ctx.out = out
+    return ctx
+
+
+def _collect(roots: list) -> dict:
+    """Number of incoming gradient edges of every node reachable from the roots."""
+    deps: dict = {}
+    stack = [r for r in roots]
+    seen = set()
+    while stack:
+        fn = stack.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        for nxt, _ in _edges(fn):
+            if nxt is not None:
+                deps[nxt] = deps.get(nxt, 0) + 1
+                stack.append(nxt)
+    return deps
+
+
+def _edges(fn) -> list:
+    if isinstance(fn, BackwardNode):
+        return [(e, i) for i, e in enumerate(fn._src_values)]
+    return []
+
+
+def _add(a, b):
+    return b if a is None else apply("add", a, b)
+
+
+def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, create_graph: bool,
+              capture: dict | None = None, accumulate_into: set | None = None) -> None:
+    """Propagate `seeds` from `roots` to the leaves.
+
+    capture: {edge node: None} to receive the gradient arriving at each node
+    (autograd.grad) instead of accumulating into .grad; accumulate_into limits
+    which leaves get .grad (backward(inputs=...)).
+    """
+    start_fns = [edge_of(r) for r in roots]
+    deps = _collect(start_fns)
+    grads: dict = {}
+    for fn, g in zip(start_fns, seeds):
+        grads[fn] = _add(grads.get(fn), g)
+    ready = []
+    for fn in dict.fromkeys(start_fns):
+        if deps.get(fn, 0) == 0:
+            heapq.heappush(ready, (-fn._seq, id(fn), fn))
+    executed = []
+    touched: list[Tensor] = []
+    dispatch._backward_depth += 1
+    try:
+        with grad_mode.set_grad_enabled(create_graph):
+            while ready:
+                _, _, fn = heapq.heappop(ready)
+                g = grads.pop(fn, None)
+                g = _run_pre_hooks(fn, g, touched)
+                if capture is not None and fn in capture:
+                    capture[fn] = g
+                    if isinstance(fn, AccumulateGrad):
+                        continue
+                if isinstance(fn, AccumulateGrad):
+                    if capture is None and (accumulate_into is None or fn in accumulate_into):
+                        _accumulate(fn.variable, g, create_graph, touched)
+                    continue
+                executed.append(fn)
+                outs = _apply_vjp(fn, g) if g is not None else [None] * len(fn._src_values)
+                for post in fn._post_hooks:
+                    r = post(tuple(outs), (g,))
+                    if r is not None:
+                        outs = list(r)
+                for nxt, gi in zip(fn._src_values, outs):
+                    if nxt is None:
+                        continue
+                    if gi is not None:
+                        grads[nxt] = _add(grads.get(nxt), gi)
+                    deps[nxt] -= 1
+                    if deps[nxt] == 0:
+                        heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+    finally:
+        dispatch._backward_depth -= 1
+    if not retain_graph:
+        for fn in executed:
+            fn._saved = None
+            fn._freed = True
+    pending = [t._node for t in touched]
+    if capture is not None:
+        pending += [g._node for g in capture.values() if g is not None]
+    realize(pending)
+
+
+def _run_pre_hooks(fn, g, touched):
+    if g is None:
+        return g
+    hooks = fn._tensor_hooks if isinstance(fn, BackwardNode) else None
+    if isinstance(fn, AccumulateGrad):
+        hooks = fn.variable._hooks
+    for hook in hooks or ():
+        r = hook(g)
+        if r is not None:
+            g = r
+    if isinstance(fn, BackwardNode) and fn._retain is not None:
+        t = fn._retain()
+        if t is not None and t._retains_grad:
+            total = g if t._grad is None else apply("add", t._grad, g)
+            t._grad = Tensor._from_node(total._node)
+            touched.append(t._grad)
+    for hook in fn._pre_hooks:
+        r = hook((g,))
+        if r is not None:
+            g = r[0]
+    return g
+
+
+def _apply_vjp(fn: BackwardNode, g: Tensor) -> list:
+    ctx = _unpack(fn)
+    raw = fn.op.vjp(EMIT, g, ctx)
+    out = []
+    for i, gi in enumerate(raw):
+        if gi is None or not fn._needs[i]:
+            out.append(None)
+            continue
+        gi = sum_to(EMIT, gi, fn._src_shapes[i])
+        if gi.dtype is not fn._src_dtypes[i]:
+            gi = apply("cast", gi, dtype=fn._src_dtypes[i])
+        out.append(gi)
+    return out
+
+
+def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, touched: list) -> None:
+    if g is None:
+        return
+    if leaf._grad is None:
+        # A storage of its own: in-place ops on .grad must not reach the tensor it came from.
+        leaf._grad = g if create_graph else Tensor._from_node(g._node)
+    elif create_graph:
+        leaf._grad = apply("add", leaf._grad, g)
+    else:
+        # In place, like PyTorch: a reference to .grad sees the new value.
+        leaf._grad._set_node(apply("add", leaf._grad.detach(), g)._node)
+    touched.append(leaf._grad)
+
+
+def _seed(output: Tensor, gradient, index: int) -> Tensor:
+    if gradient is None:
+        if output.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return apply("expand", apply("cast", 1.0, dtype=output.dtype), shape=tuple(output.shape))
+    if not isinstance(gradient, Tensor):
+        from ..creation import tensor
+
+        gradient = tensor(gradient, dtype=output.dtype)
+    if tuple(gradient.shape) != tuple(output.shape):
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{index}] has a shape of {gradient.shape} and "
+            f"output[{index}] has a shape of {output.shape}."
+        )
+    if gradient.dtype is not output.dtype:
+        gradient = apply("cast", gradient, dtype=output.dtype)
+    return gradient
+
+
+def _check_roots(tensors: list[Tensor]) -> None:
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected a Tensor, got {type(t).__name__}")
+        if not t._requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+    """torch.autograd.backward: accumulate gradients of `tensors` into leaves' .grad."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors]
+    grad_tensors = list(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got "
+                           f"{len(grad_tensors)} gradients for {len(tensors)} tensors")
+    _check_roots(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    with grad_mode.set_grad_enabled(create_graph):
+        seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
+    limit = None
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        limit = {edge_of(t) for t in inputs}
+    run_graph(tensors, seeds, retain_graph, create_graph, accumulate_into=limit)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """torch.autograd.grad: the gradients of `outputs` with respect to `inputs`."""
+    single = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    _check_roots(outputs)
+    for t in inputs:
+        if not t._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    with grad_mode.set_grad_enabled(create_graph):
+        seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    targets = [edge_of(t) for t in inputs]
+    capture = {fn: None for fn in targets}
+    run_graph(outputs, seeds, retain_graph, create_graph, capture=capture)
+    result = []
+    for t, fn in zip(inputs, targets):
+        g = capture[fn]
+        if g is None:
+            if materialize_grads:
+                from ..creation import zeros_like
+
+                g = zeros_like(t)
+            elif not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior."
+                )
+        elif not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)

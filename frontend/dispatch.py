@@ -1,0 +1,122 @@
+"""Recording an op: build its IR node, wrap it in a Tensor, attach its grad_fn.
+
+`apply(name, *srcs, **attrs)` is the one door from the frontend into the IR.
+Shape and dtype errors are raised here, by the op table's rule, at the line
+the user wrote. It is also the emitter VJP rules are written against when a
+backward pass must itself be differentiable (`create_graph=True`), since it
+spells ops exactly like the compiler's IREmitter does.
+"""
+
+from __future__ import annotations
+
+import numbers
+import weakref
+
+import numpy as np
+
+from llgrad.compiler import dtypes
+from llgrad.compiler.ops import OPS, make, param
+
+from .autograd import grad_mode
+from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
+from .tensor import Tensor
+
+_backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
+
+
+def scalar_value(value):
+    """A Python number from a Python or NumPy scalar, else TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        if not -(2**63) <= value < 2**63:
+            raise RuntimeError(f"value cannot be converted to type int64 without overflow: {value}")
+        return value
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"expected a Tensor or a Python number, got {type(value).__name__}")
+
+
+def apply(name: str, *srcs, **attrs) -> Tensor:
+    """Record op `name` on tensors and Python numbers; return its result tensor."""
+    op = OPS[name]
+    nodes = [s._node if isinstance(s, Tensor) else param(scalar_value(s)) for s in srcs]
+    node = make(op, nodes, attrs)
+    if _backward_depth:
+        node.backward = True
+    if op.kind == "movement":
+        out = srcs[0]._alias(((name, node.attrs),))
+        out._view_cache = (out._storage.node, node)
+    else:
+        out = Tensor._from_node(node)
+    if op.vjp is not None and node.dtype.is_floating_point and grad_mode.is_grad_enabled():
+        _record(op, node, srcs, out)
+    return out
+
+
+class Emitter:
+    """`e.mul(a, b)`: the op-by-name interface VJP rules use, over tensors."""
+
+    def __getattr__(self, name: str):
+        return lambda *srcs, **attrs: apply(name, *srcs, **attrs)
+
+
+EMIT = Emitter()
+
+
+def _record(op, node, srcs, out: Tensor) -> None:
+    needs = tuple(isinstance(s, Tensor) and s._requires_grad for s in srcs)
+    if not any(needs):
+        return
+    cls = node_class(op.grad_fn_name(node.attrs))
+    fn = cls.__new__(cls)
+    BackwardNode.__init__(fn)
+    fn.op = op
+    fn.attrs = node.attrs
+    inputs = tuple(edge_of(s) if isinstance(s, Tensor) else None for s in srcs)
+    fn._next = tuple((inputs[i], 0) for i in (op.edges if op.edges is not None else range(len(srcs))))
+    fn._needs = needs
+    fn._src_shapes = tuple(n.shape for n in node.srcs)
+    fn._src_dtypes = tuple(n.dtype for n in node.srcs)
+    fn._out_shape, fn._out_dtype = node.shape, node.dtype
+    fn._src_values = inputs
+    fn._freed = False
+    fn._tensor_hooks = None
+    fn._retain = None
+    fn._saved = _save(op, node, srcs, out, needs)
+    out._grad_fn = fn
+    out._requires_grad = True
+
+
+def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
+    saved: dict = {}
+    for i, needed in enumerate(needs):
+        if not needed:
+            continue
+        for item in op.saves.get(i, ()):
+            if item in saved:
+                continue
+            if item == "out":
+                saved[item] = SavedValue(weakref.ref(out), node, out._vc, None, is_output=True)
+                continue
+            s = srcs[item]
+            if isinstance(s, Tensor):
+                owner = s._grad_fn.name() if s._grad_fn is not None else None
+                saved[item] = SavedValue(s, s._node, s._vc, owner)
+            else:
+                saved[item] = SavedValue(s, node.srcs[item], None, None)
+    return saved
+
+
+def to_tensor(value, like: Tensor | None = None) -> Tensor:
+    """A tensor for a tensor or Python number (numbers become 0-d tensors)."""
+    if isinstance(value, Tensor):
+        return value
+    v = scalar_value(value)
+    from .creation import tensor
+
+    return tensor(v, dtype=like.dtype if like is not None else None)
+
+
+__all__ = ["apply", "EMIT", "dtypes"]
