@@ -105,13 +105,14 @@ class ScalarCodegen:
         b = self.b
         if float(p).is_integer() and abs(p) <= 64:
             n = int(abs(p))
+            mul = b.fmul if dt.is_floating_point else b.mul
             result, base = None, x
-            while n:
+            while n:  # square-and-multiply
                 if n & 1:
-                    result = base if result is None else (b.fmul(result, base) if dt.is_floating_point else b.mul(result, base))
+                    result = base if result is None else mul(result, base)
                 n >>= 1
                 if n:
-                    base = b.fmul(base, base) if dt.is_floating_point else b.mul(base, base)
+                    base = mul(base, base)
             if result is None:
                 result = self.const(1, dt)
             if p < 0:
@@ -183,6 +184,8 @@ class _KernelCodegen:
                 raise TypeError(s)
 
     def loop(self, s: L.Loop) -> None:
+        if s.var.extent <= 0:  # the loop below tests at the bottom: empty loops must not be entered
+            return
         b = self.b
         pre = b.block
         header = self.fn.append_basic_block(f"{s.var.name}.loop")

@@ -96,11 +96,15 @@ def result_type(operands) -> DType:
     dtype within a category the lower kinds do not reach (so float32 tensors
     stay float32 when added to a float64 0-d tensor or a Python float).
     """
-    state = {"dim": None, "zero": None, "scalar": None}
+    dim = zero = scalar = None
     for dtype, kind in operands:
-        cur = state[kind]
-        state[kind] = dtype if cur is None else promote(cur, dtype)
-    return _combine(state["dim"], _combine(state["zero"], state["scalar"]))
+        if kind == "dim":
+            dim = dtype if dim is None else promote(dim, dtype)
+        elif kind == "zero":
+            zero = dtype if zero is None else promote(zero, dtype)
+        else:
+            scalar = dtype if scalar is None else promote(scalar, dtype)
+    return _combine(dim, _combine(zero, scalar))
 
 
 def _combine(higher: DType | None, lower: DType | None) -> DType | None:

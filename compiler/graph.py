@@ -11,7 +11,8 @@ sources are dropped: later graphs read it as an input.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import dtypes
 
@@ -106,9 +107,9 @@ class Node:
         return n
 
     def promotion_kind(self) -> str:
-        if self.is_scalar_leaf:
-            return "scalar"
-        return "dim" if self.shape else "zero"
+        if self.shape:
+            return "dim"
+        return "scalar" if self.op.kind == "leaf" and self.op.name != "input" else "zero"
 
     def __repr__(self) -> str:
         state = "realized" if self.buffer is not None else self.op.name

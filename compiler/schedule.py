@@ -374,8 +374,8 @@ class _Emitter:
             outer_body += _wrap(inner, [g.vars[a] for a in g.axes], "reduce" if g.axes else "parallel")
             for r in phase["reduce"]:
                 if r.id in self.bufs:
-                    idx = g.outer_index(r.shape)
-                    outer_body.append(L.Store(self.buf(r), linearize(idx, r.shape), L.AccValue(self.accs[r.id])))
+                    flat = linearize(g.outer_index(r.shape), r.shape)
+                    outer_body.append(L.Store(self.buf(r), flat, L.AccValue(self.accs[r.id])))
             for n in phase["post"]:
                 idx = g.outer_index(n.shape)
                 outer_body.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))

@@ -7,24 +7,99 @@
     print(x.grad)
 """
 
+from llgrad import runtime  # noqa: F401  (llgrad.runtime.stats())
 from llgrad.compiler.dtypes import bool_ as bool  # noqa: A001  (torch.bool)
 from llgrad.compiler.dtypes import float32, float64, int32, int64
 
-from llgrad import runtime  # noqa: F401  (llgrad.runtime.stats())
-
-from . import autograd
+from . import autograd, debug
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .creation import (
-    BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor, empty, empty_like,
-    eye, from_numpy, full, full_like, linspace, manual_seed, ones, ones_like, rand, rand_like, randint,
-    randn, randn_like, seed, tensor, zeros, zeros_like,
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
+    IntTensor,
+    LongTensor,
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    seed,
+    tensor,
+    zeros,
+    zeros_like,
 )
 from .functional import (
-    abs, absolute, add, all, amax, amin, any, argmax, argmin, clone, cos, div, dot, eq, equal, exp,
-    expand_as, flatten, ge, gt, le, log, logical_and, logical_not, logical_or, lt, matmul, max,
-    maximum, mean, min, minimum, mm, mul, mv, ne, neg, negative, norm, permute, pow, reciprocal, relu,
-    reshape, rsub, sigmoid, sign, sin, sqrt, squeeze, sub, sum, t, tanh, transpose, true_divide,
-    unsqueeze, where,
+    abs,
+    absolute,
+    add,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    clone,
+    cos,
+    div,
+    dot,
+    eq,
+    equal,
+    exp,
+    expand_as,
+    flatten,
+    ge,
+    gt,
+    le,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    lt,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mm,
+    mul,
+    mv,
+    ne,
+    neg,
+    negative,
+    norm,
+    permute,
+    pow,
+    reciprocal,
+    relu,
+    reshape,
+    rsub,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    squeeze,
+    sub,
+    sum,
+    t,
+    tanh,
+    transpose,
+    true_divide,
+    unsqueeze,
+    where,
 )
 from .functional import bind_methods as _bind_methods
 from .printing import set_printoptions
@@ -43,12 +118,12 @@ def get_default_dtype():
     return float32
 
 
-def is_floating_point(t: Tensor) -> bool:
-    return t.dtype.is_floating_point
+def is_floating_point(input: Tensor) -> bool:
+    return input.dtype.is_floating_point
 
 
-def numel(t: Tensor) -> int:
-    return t.numel()
+def numel(input: Tensor) -> int:
+    return input.numel()
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]

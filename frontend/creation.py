@@ -12,7 +12,6 @@ import numbers
 import warnings
 
 import numpy as np
-
 from llgrad.compiler import dtypes
 from llgrad.compiler.ops import input_node
 from llgrad.compiler.ops.shapes import check_shape

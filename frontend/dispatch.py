@@ -13,8 +13,8 @@ import numbers
 import weakref
 
 import numpy as np
-
 from llgrad.compiler import dtypes
+from llgrad.compiler.dtypes import FLOATING
 from llgrad.compiler.ops import OPS, make, param
 
 from .autograd import grad_mode
@@ -26,6 +26,8 @@ _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as
 
 def scalar_value(value):
     """A Python number from a Python or NumPy scalar, else TypeError."""
+    if type(value) is float:
+        return value
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Integral):
@@ -41,7 +43,7 @@ def scalar_value(value):
 def apply(name: str, *srcs, **attrs) -> Tensor:
     """Record op `name` on tensors and Python numbers; return its result tensor."""
     op = OPS[name]
-    nodes = [s._node if isinstance(s, Tensor) else param(scalar_value(s)) for s in srcs]
+    nodes = [s._node if type(s) is Tensor else param(scalar_value(s)) for s in srcs]
     node = make(op, nodes, attrs)
     if _backward_depth:
         node.backward = True
@@ -50,7 +52,7 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
         out._view_cache = (out._storage.node, node)
     else:
         out = Tensor._from_node(node)
-    if op.vjp is not None and node.dtype.is_floating_point and grad_mode.is_grad_enabled():
+    if op.vjp is not None and node.dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
     return out
 
@@ -66,7 +68,7 @@ EMIT = Emitter()
 
 
 def _record(op, node, srcs, out: Tensor) -> None:
-    needs = tuple(isinstance(s, Tensor) and s._requires_grad for s in srcs)
+    needs = tuple(type(s) is Tensor and s._requires_grad for s in srcs)
     if not any(needs):
         return
     cls = node_class(op.grad_fn_name(node.attrs))

@@ -20,8 +20,12 @@ from .tensor import Size, Tensor
 _Number = (numbers.Number,)
 
 
+_SCALARS = (int, float, bool)
+
+
 def _is_operand(x) -> bool:
-    return isinstance(x, Tensor) or isinstance(x, numbers.Number)
+    t = type(x)
+    return t is Tensor or t in _SCALARS or isinstance(x, (Tensor, numbers.Number))
 
 
 # -- arithmetic -------------------------------------------------------------------
@@ -402,7 +406,7 @@ def _inplace(fn):
         _check_inplace(self)
         result = fn(self, *args, **kwargs)
         if result.dtype is not self.dtype:
-            if not dtypes.promote(result.dtype, self.dtype) is self.dtype:
+            if dtypes.promote(result.dtype, self.dtype) is not self.dtype:
                 raise RuntimeError(
                     f"result type {_cap(result.dtype)} can't be cast to the desired output type "
                     f"{_cap(self.dtype)}"
@@ -433,10 +437,11 @@ def _cap(dt: dtypes.DType) -> str:
 
 
 def _fill(self: Tensor, value) -> Tensor:
-    if isinstance(value, Tensor):
-        value = apply("cast", value, dtype=self.dtype)
-        return expand(value, tuple(self.shape)) if value.dim() else apply("expand", value, shape=tuple(self.shape))
-    return apply("expand", apply("cast", scalar_value(value), dtype=self.dtype), shape=tuple(self.shape))
+    if isinstance(value, Tensor) and value.dim():
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                           f"{value.dim()} dimensions.")
+    value = value if isinstance(value, Tensor) else scalar_value(value)
+    return apply("expand", apply("cast", value, dtype=self.dtype), shape=tuple(self.shape))
 
 
 def _zero(self: Tensor) -> Tensor:
@@ -446,7 +451,9 @@ def _zero(self: Tensor) -> Tensor:
 def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     src = src if isinstance(src, Tensor) else scalar_value(src)
     value = apply("cast", src, dtype=self.dtype)
-    return apply("expand", value, shape=tuple(self.shape)) if tuple(value.shape) != tuple(self.shape) else value
+    if tuple(value.shape) == tuple(self.shape):
+        return value
+    return apply("expand", value, shape=tuple(self.shape))
 
 
 # -- binding -----------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import warnings
 import weakref
 
 import numpy as np
-
 from llgrad.compiler import dtypes
 from llgrad.compiler.graph import Node
 from llgrad.compiler.ops import make

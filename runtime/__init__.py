@@ -1,5 +1,5 @@
 """llgrad.runtime: compiles graphs to native programs, caches them, and runs them."""
 
-from .realize import realize, stats, reset_stats
+from .executor import realize, reset_stats, stats
 
 __all__ = ["realize", "stats", "reset_stats"]

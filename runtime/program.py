@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from llgrad.compiler import codegen, loopir
 from llgrad.compiler.schedule import Schedule
 

@@ -91,7 +91,6 @@ if __name__ == "__main__":
     if "--record" in sys.argv:
         import torch
         import torch.autograd
-
         from seed_cells import NOTEBOOKS
 
         golden = {name: run_cells(cells, module_for(torch, np.random.default_rng(1234)), torch.autograd)

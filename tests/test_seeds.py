@@ -9,11 +9,10 @@ the comparison also runs against it live.
 import json
 import pathlib
 
-import numpy as np
-import pytest
-
 import llgrad
 import llgrad.autograd
+import numpy as np
+import pytest
 from notebook import module_for, run_cells
 from seed_cells import NOTEBOOKS
 
@@ -34,8 +33,6 @@ def test_seed_matches_recorded_pytorch(name):
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_seed_matches_live_pytorch(name):
     torch = pytest.importorskip("torch")
-    import torch.autograd
-
     want = run_cells(NOTEBOOKS[name], module_for(torch, np.random.default_rng(1234)), torch.autograd)
     assert _llgrad_transcript(name) == want
 

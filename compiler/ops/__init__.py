@@ -32,7 +32,12 @@ def make(op: OpDef | str, srcs: tuple, attrs: dict | None = None) -> Node:
     """Build a node of `op`, converting Python numbers to constants."""
     if isinstance(op, str):
         op = OPS[op]
-    srcs = tuple(s if isinstance(s, Node) else const(s) for s in srcs)
+    for s in srcs:
+        if not isinstance(s, Node):
+            srcs = tuple(s if isinstance(s, Node) else const(s) for s in srcs)
+            break
+    else:
+        srcs = tuple(srcs)
     attrs = dict(attrs) if attrs else {}
     shape, dtype = op.infer(srcs, attrs)
     if len(attrs) > 1:
@@ -91,4 +96,4 @@ register(OpDef("param", "leaf", _leaf_infer))
 register(OpDef("const", "leaf", _leaf_infer))
 
 # Entries register themselves on import; order is irrelevant.
-from . import elementwise, movement, reduce, linalg, composite  # noqa: E402,F401
+from . import composite, elementwise, linalg, movement, reduce  # noqa: E402,F401

@@ -14,7 +14,11 @@ from .shapes import broadcast
 
 
 def _promoted(srcs) -> dtypes.DType:
-    return dtypes.result_type((s.dtype, s.promotion_kind()) for s in srcs)
+    first = srcs[0].dtype
+    for s in srcs:
+        if s.dtype is not first:
+            return dtypes.result_type([(s.dtype, s.promotion_kind()) for s in srcs])
+    return first
 
 
 def _to_float(dt: dtypes.DType) -> dtypes.DType:
@@ -380,7 +384,7 @@ _ew("div", _float_infer, _lower_div, _vjp_div, saves={0: (1,), 1: (0, 1)}, grad_
 _ew("pow", _same_infer, _lower_pow, _vjp_pow, saves={0: (0, 1), 1: (0, 1, "out")},
     grad_fn="PowBackward1")
 # rpow(x, s) = s ** x for a Python-number base.
-_ew("rpow", _same_infer, _lower_rpow, _vjp_rpow, saves={0: (1, "out")},
+_ew("rpow", _same_infer, _lower_rpow, _vjp_rpow, saves={0: (0, 1, "out")},
     grad_fn="PowBackward2", edges=(0,))
 _ew("pow_scalar", _pow_scalar_infer, _lower_pow_scalar, _vjp_pow_scalar, saves={0: (0,)},
     grad_fn="PowBackward0")

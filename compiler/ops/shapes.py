@@ -7,7 +7,7 @@ shapes involved, at the op the user wrote.
 from __future__ import annotations
 
 import operator
-from typing import Iterable
+from collections.abc import Iterable
 
 Shape = tuple[int, ...]
 
@@ -17,6 +17,13 @@ def size_str(shape: Shape) -> str:
 
 
 def broadcast(*shapes: Shape) -> Shape:
+    first = shapes[0]
+    if len(shapes) == 2:  # the common cases, cheaply: equal shapes or a scalar operand
+        second = shapes[1]
+        if first == second or not second:
+            return first
+        if not first:
+            return second
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:

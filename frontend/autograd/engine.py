@@ -100,12 +100,14 @@ def _add(a, b):
 
 
 def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, create_graph: bool,
-              capture: dict | None = None, accumulate_into: set | None = None) -> None:
+              capture: dict | None = None, accumulate_into: set | None = None,
+              compute: bool = True) -> None:
     """Propagate `seeds` from `roots` to the leaves.
 
     capture: {edge node: None} to receive the gradient arriving at each node
     (autograd.grad) instead of accumulating into .grad; accumulate_into limits
-    which leaves get .grad (backward(inputs=...)).
+    which leaves get .grad (backward(inputs=...)); compute=False leaves the
+    results as pending graphs (for printing the backward IR).
     """
     start_fns = [edge_of(r) for r in roots]
     deps = _collect(start_fns)
@@ -153,10 +155,12 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
         for fn in executed:
             fn._saved = None
             fn._freed = True
-    pending = [t._node for t in touched]
-    if capture is not None:
-        pending += [g._node for g in capture.values() if g is not None]
-    realize(pending)
+    if compute:
+        # The outputs backpropagated from are computed in the same program (users print the loss).
+        pending = [t._node for t in touched] + [r._node for r in roots]
+        if capture is not None:
+            pending += [g._node for g in capture.values() if g is not None]
+        realize(pending)
 
 
 def _run_pre_hooks(fn, g, touched):
@@ -230,6 +234,15 @@ def _seed(output: Tensor, gradient, index: int) -> Tensor:
     return gradient
 
 
+def _seeds(outputs: list[Tensor], grads: list, create_graph: bool) -> list[Tensor]:
+    dispatch._backward_depth += 1
+    try:
+        with grad_mode.set_grad_enabled(create_graph):
+            return [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grads))]
+    finally:
+        dispatch._backward_depth -= 1
+
+
 def _check_roots(tensors: list[Tensor]) -> None:
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
@@ -252,8 +265,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     _check_roots(tensors)
     if retain_graph is None:
         retain_graph = create_graph
-    with grad_mode.set_grad_enabled(create_graph):
-        seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(tensors, grad_tensors))]
+    seeds = _seeds(tensors, grad_tensors, create_graph)
     limit = None
     if inputs is not None:
         inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -281,8 +293,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         retain_graph = create_graph
     if allow_unused is None:
         allow_unused = materialize_grads
-    with grad_mode.set_grad_enabled(create_graph):
-        seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    seeds = _seeds(outputs, grad_outputs, create_graph)
     targets = [edge_of(t) for t in inputs]
     capture = {fn: None for fn in targets}
     run_graph(outputs, seeds, retain_graph, create_graph, capture=capture)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
 from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
@@ -21,6 +20,7 @@ from . import program as _program
 _cache: dict = {}
 _lock = threading.RLock()
 _stats = {"compiles": 0, "cache_hits": 0, "compile_seconds": 0.0, "runs": 0}
+_last: list = [None]  # the program that ran most recently (for debugging tools)
 
 
 def stats() -> dict:
@@ -79,10 +79,14 @@ def realize(nodes: list[Node]) -> None:
     if not targets:
         return
     prog, inputs, params, outputs = lookup(targets)
-    start = time.perf_counter()
     results = prog.run([n.buffer for n in inputs], [p.value for p in params])
     _stats["runs"] += 1
-    del start
+    _last[0] = prog
     for node, buf in zip(outputs, results):
         node.buffer = buf
         node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
+
+
+def last_program():
+    """The compiled program that ran most recently in this process."""
+    return _last[0]
