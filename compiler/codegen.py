@@ -28,6 +28,9 @@ _MEM = {"bool": I8, "int32": I32, "int64": I64, "float32": F32, "float64": F64}
 _SUFFIX = {"float32": "f32", "float64": "f64"}
 
 
+_LIBM_ONLY = {"log1p", "expm1"}
+
+
 def lltype(dt: DType) -> ir.Type:
     return _REG[dt.name]
 
@@ -88,6 +91,9 @@ class ScalarCodegen:
     def math(self, name: str, x: ir.Value, dt: DType) -> ir.Value:
         if dt is float32 and mathlib.has_f32(name):
             return self.b.call(mathlib.f32_function(self.module, name), [x])
+        if name in _LIBM_ONLY:  # no LLVM intrinsic: call the C library (resolved by the JIT)
+            ty = lltype(dt)
+            return self.b.call(self.declare(name + ("f" if dt is float32 else ""), ty, [ty]), [x])
         if name == "sigmoid":
             e = self.intrinsic("llvm.exp", [self.b.fneg(x)], dt)
             return self.b.fdiv(self.const(1.0, dt), self.b.fadd(self.const(1.0, dt), e))
@@ -204,8 +210,16 @@ class _KernelCodegen:
         b.position_at_end(exit_)
         del self.loop_vars[s.var]
 
-    def address(self, buf: L.Buf, index: Sym, guard) -> ir.Value:
-        flat = self.index(index)
+    def address(self, buf: L.Buf, index, guard) -> ir.Value:
+        if isinstance(index, L.DynIndex):
+            flat = self.index(index.sym)
+            for value, stride in index.terms:
+                term = self.cg.cast(self.value(value), value.dtype, int64)
+                if stride != 1:
+                    term = self.b.mul(term, ir.Constant(I64, stride))
+                flat = self.b.add(flat, term)
+        else:
+            flat = self.index(index)
         if guard is not None:
             flat = self.b.select(self.value(guard), flat, ir.Constant(I64, 0))
         return self.b.gep(self.ptr[id(buf)], [flat], inbounds=True, source_etype=_MEM[buf.dtype.name])
@@ -230,6 +244,8 @@ class _KernelCodegen:
         dt = acc.dtype
         if acc.kind == "sum":
             return self.cg.const(0, dt)
+        if acc.kind == "prod":
+            return self.cg.const(1, dt)
         low = acc.kind in ("max", "argmax")
         if dt.is_floating_point:
             return self.cg.const(-math.inf if low else math.inf, dt)
@@ -252,6 +268,13 @@ class _KernelCodegen:
                 new = b.fadd(cur, v, flags=["reassoc", "contract"])
             else:
                 new = b.or_(cur, v) if dt is bool_ else b.add(cur, v)
+            b.store(new, slot)
+            return
+        if acc.kind == "prod":
+            if dt.is_floating_point:
+                new = b.fmul(cur, v, flags=["reassoc", "contract"])
+            else:
+                new = b.and_(cur, v) if dt is bool_ else b.mul(cur, v)
             b.store(new, slot)
             return
         low = acc.kind in ("max", "argmax")
@@ -343,6 +366,8 @@ class _KernelCodegen:
             if v.step != 1:
                 ok = b.and_(ok, b.icmp_signed("==", b.srem(d, ir.Constant(I64, v.step)), ir.Constant(I64, 0)))
             return ok
+        if isinstance(v, L.Select):
+            return b.select(self.value(v.cond), self.value(v.a), self.value(v.b))
         if isinstance(v, L.Guarded):
             return b.select(self.value(v.cond), self.value(v.value), cg.const(0, v.dtype))
         raise TypeError(v)  # pragma: no cover

@@ -95,6 +95,31 @@ class InWindow(Value):
         self.index, self.start, self.count, self.step, self.dtype = index, start, count, step, dtype
 
 
+class Select(Value):
+    """cond ? a : b (a, b of one dtype)."""
+
+    __slots__ = ("cond", "a", "b")
+
+    def __init__(self, cond: Value, a: Value, b: Value) -> None:
+        self.cond, self.a, self.b, self.dtype = cond, a, b, a.dtype
+
+
+class DynIndex:
+    """A flat buffer offset known only at run time: sym + sum(value * stride).
+
+    Values are int64 positions loaded from index tensors (gather/scatter).
+    """
+
+    __slots__ = ("sym", "terms")
+
+    def __init__(self, sym: Sym, terms: tuple) -> None:
+        self.sym, self.terms = sym, terms
+
+    def __repr__(self) -> str:
+        dyn = " + ".join(f"dyn * {stride}" for _, stride in self.terms)
+        return f"{self.sym} + {dyn}" if dyn else repr(self.sym)
+
+
 class Guarded(Value):
     """`value` where `cond` holds, zero elsewhere; loads inside never run out of bounds."""
 

@@ -24,6 +24,7 @@ from .dtypes import bool_, float64, int64
 from .graph import Node
 from .index import Sym, Var, linearize
 from .ops.reduce import axes as reduce_axes
+from .ops import OPS
 from .simplify import simplify
 
 
@@ -68,19 +69,43 @@ def bcast_index(idx: tuple, shape: tuple, src_shape: tuple) -> tuple:
 
 
 def src_indices(node: Node, idx: tuple) -> list:
-    """(source, index, window) triples: where each source is read for `node` at `idx`."""
+    """(source, index, window) triples: where each source is read for `node` at `idx`.
+
+    The index is None where it is only known at run time (the gathered source of `index`).
+    """
     kind = node.op.kind
     if kind == "elementwise":
         return [(s, bcast_index(idx, node.shape, s.shape), None) for s in node.srcs]
     if kind == "movement":
         out = node.op.index(idx, node)
-        if node.op.name == "embed":
-            idx, (d, start, count, step) = out
-            shifted = idx[d] + (-start)
-            src = idx[:d] + (shifted.floordiv(step) if step != 1 else shifted,) + idx[d + 1:]
-            return [(node.srcs[0], src, (idx[d], start, count, step))]
+        if isinstance(out, list):
+            return [(node.srcs[k], sidx, window) for k, sidx, window in out]
         return [(node.srcs[0], out, None)]
+    if kind == "gather":
+        return [(node.srcs[0], None, None)] + gather_index_reads(node, idx)
     raise AssertionError(f"{node.op.name} is not inlinable")
+
+
+def gather_index_reads(node: Node, idx: tuple) -> list:
+    """Where each index tensor of a gather/scatter is read for position `idx` of the indexed shape."""
+    start = node.attrs["start"]
+    idx_srcs = node.srcs[1:] if node.op.kind == "gather" or node.op.name == "scatter_add" else node.srcs[2:]
+    bshape = _bshape(idx_srcs)
+    pos = idx[start:start + len(bshape)]
+    return [(t, bcast_index(pos, bshape, t.shape), None) for t in idx_srcs]
+
+
+def _bshape(idx_srcs) -> tuple:
+    from .ops.shapes import broadcast
+
+    return broadcast(*(t.shape for t in idx_srcs)) if idx_srcs else ()
+
+
+def view_root(node: Node) -> Node:
+    """The node under a chain of single-source views (what a matmul operand really reads)."""
+    while node.op.kind == "movement" and node.buffer is None and len(node.srcs) == 1:
+        node = node.srcs[0]
+    return node
 
 
 class _Scheduler:
@@ -98,14 +123,16 @@ class _Scheduler:
     def _materialized(self) -> set:
         mat = {r.id for r in self.roots if r.buffer is None}
         for n in self.order:
-            if n.op.kind in ("reduce", "matmul"):
+            kind = n.op.kind
+            if kind in ("reduce", "matmul", "scatter", "scan"):
                 mat.add(n.id)
-            if n.op.kind == "matmul":
+            if kind == "matmul":  # operands are read many times: from memory (views are fine)
                 for s in n.srcs:
-                    while s.op.kind == "movement" and s.buffer is None:
-                        s = s.srcs[0]
-                    if s.buffer is None and s.op.kind not in ("leaf",):
-                        mat.add(s.id)
+                    root = view_root(s)
+                    if root.buffer is None and root.op.kind != "leaf":
+                        mat.add(root.id)
+            if kind == "gather" and n.srcs[0].buffer is None:  # read at run-time positions
+                mat.add(n.srcs[0].id)
         return mat
 
     def is_boundary(self, n: Node) -> bool:
@@ -127,6 +154,16 @@ class _Scheduler:
                 stack.extend((s, si) for s, si, _ in src_indices(n, i))
         return out
 
+    def reads_own_loop(self, m: Node) -> list:
+        """Reads of a node that runs its own loop nest (matmul, scatter, scan)."""
+        if m.op.kind == "matmul":
+            return self.reads_matmul(m)
+        out = []
+        for s in m.srcs:
+            full = tuple(Sym.var(Var(f"j{k}", n)) for k, n in enumerate(s.shape))
+            out += [(s, full)] if self.is_boundary(s) else self.reads(s, full)
+        return out
+
     # -- grouping ----------------------------------------------------------------
     def run(self) -> None:
         for n in self.order:
@@ -134,9 +171,9 @@ class _Scheduler:
                 self.assign(n)
 
     def assign(self, m: Node) -> None:
-        if m.op.kind == "matmul":
-            g = Group("matmul", m.shape, (), len(self.groups), node=m)
-            self._add(g, m, 0, "matmul", self.reads_matmul(m))
+        if m.op.kind in ("matmul", "scatter", "scan"):  # kernels with a loop nest of their own
+            g = Group(m.op.kind, m.shape, (), len(self.groups), node=m)
+            self._add(g, m, 0, "own", self.reads_own_loop(m))
             self.groups.append(g)
             return
         for g in self.groups:
@@ -157,14 +194,15 @@ class _Scheduler:
 
     def reads_matmul(self, m: Node) -> list:
         a, b = m.srcs
-        i, j, k = (Sym.var(Var(n, e)) for n, e in (("i", a.shape[0]), ("j", b.shape[1]), ("k", a.shape[1])))
+        i, j, k = (Sym.var(Var(n, e)) for n, e in (("i", a.shape[-2]), ("j", b.shape[-1]), ("k", a.shape[-1])))
+        batch = (Sym.var(Var("b", a.shape[0])),) if len(a.shape) == 3 else ()
         out = []
-        for src, idx in ((a, (i, k)), (b, (k, j))):
+        for src, idx in ((a, batch + (i, k)), (b, batch + (k, j))):
             out += [(src, idx)] if self.is_boundary(src) else self.reads(src, idx)
         return out
 
     def _add(self, g: Group, m: Node, phase: int, role: str, reads: list) -> None:
-        if role != "matmul":
+        if role != "own":
             while len(g.phases) <= phase:
                 g.phases.append({"reduce": [], "store": [], "post": []})
             g.phases[phase][role].append(m)
@@ -219,6 +257,8 @@ class _Scheduler:
                 if owner.pos >= g.pos:
                     return None
                 continue
+            if idx is None:  # read at run-time positions: must be complete before this kernel
+                return None
             q, role = g.role[d.id]
             if role in ("reduce", "post"):
                 if idx != g.outer_index(d.shape):
@@ -330,26 +370,48 @@ class _Emitter:
             return L.IndexValue(idx[node.attrs["dim"]], int64)
         if op.name not in self.fused:
             self.fused.append(op.name)
+        if op.kind == "gather":
+            return self._gather(node, idx, guard)
         srcs = src_indices(node, idx)
         if op.kind == "movement":
-            src, sidx, window = srcs[0]
-            if window is None:
-                return self.value(src, sidx, guard)
-            cond = L.InWindow(window[0], window[1], window[2], window[3], bool_)
-            return L.Guarded(cond, self.value(src, sidx, cond))
+            if len(srcs) == 1 and srcs[0][2] is None:
+                return self.value(srcs[0][0], srcs[0][1], guard)
+            # Pieces (cat, embed): each read only inside its window; zero outside all of them.
+            result: L.Value = L.Const(0, node.dtype)
+            for src, sidx, (at, start, count, step) in reversed(srcs):
+                cond = L.InWindow(at, start, count, step, bool_)
+                result = L.Select(cond, _convert(self.value(src, sidx, cond), node.dtype), result)
+            return result
         arg_dtypes, compute = op.compute(node)
-        args = []
-        for (src, sidx, _), dt in zip(srcs, arg_dtypes):
-            v = self.value(src, sidx, guard)
-            if v.dtype is not dt:
-                v = L.Const(v.value, dt) if isinstance(v, L.Const) else L.Cast(v, dt)
-            args.append(v)
+        args = [_convert(self.value(src, sidx, guard), dt) for (src, sidx, _), dt in zip(srcs, arg_dtypes)]
         return L.Apply(op, tuple(args), compute, node.attrs, node.dtype)
+
+    def _dynamic(self, node: Node, shape: tuple, idx: tuple, idx_srcs, guard) -> L.DynIndex:
+        """The flat offset in a buffer of `shape` of position `idx` of an indexed view of it."""
+        start, count = node.attrs["start"], node.attrs["count"]
+        nb = len(_bshape(idx_srcs))
+        static = idx[:start] + (Sym.of(0),) * count + idx[start + nb:]
+        strides = [1] * len(shape)
+        for k in range(len(shape) - 2, -1, -1):
+            strides[k] = strides[k + 1] * shape[k + 1]
+        terms = []
+        for j, (t, tidx, _) in enumerate(gather_index_reads(node, idx)):
+            v = _convert(self.value(t, tidx, guard), int64)
+            n = shape[start + j]
+            negative = L.Apply(OPS["lt"], (v, L.Const(0, int64)), int64, {}, bool_)
+            wrapped = L.Apply(OPS["add"], (v, L.Const(n, int64)), int64, {}, int64)
+            terms.append((L.Select(negative, wrapped, v), strides[start + j]))
+        return L.DynIndex(linearize(static, shape), tuple(terms))
+
+    def _gather(self, node: Node, idx: tuple, guard) -> L.Value:
+        x = node.srcs[0]
+        return L.Load(self.buf(x), self._dynamic(node, x.shape, idx, node.srcs[1:], guard), guard)
 
     # -- kernels ---------------------------------------------------------------
     def kernel(self, g: Group, number: int) -> L.Kernel:
         self.group, self.memo, self.used, self.fused, self.phase = g, {}, [], [], 0
-        body = self._matmul(g) if g.kind == "matmul" else self._loop(g)
+        body = {"matmul": self._matmul, "scatter": self._scatter, "scan": self._scan,
+                "loop": self._loop}[g.kind](g)
         ops = "_".join(self.fused[:4]) or ("matmul" if g.kind == "matmul" else "copy")
         shape = "x".join(map(str, g.domain)) or "scalar"
         return L.Kernel(f"k{number}_{ops}_{shape}", list(self.used), body, list(self.fused),
@@ -395,18 +457,62 @@ class _Emitter:
     def _matmul(self, g: Group) -> list:
         m = g.node
         a, b = m.srcs
-        (mm, kk), nn = a.shape, b.shape[1]
-        i, j, k = Var("i", mm), Var("j", nn), Var("k", kk)
+        batch = [Var("b", a.shape[0])] if len(a.shape) == 3 else []
+        bidx = tuple(Sym.var(v) for v in batch)
+        i, j, k = Var("i", a.shape[-2]), Var("j", b.shape[-1]), Var("k", a.shape[-1])
         si, sj, sk = Sym.var(i), Sym.var(j), Sym.var(k)
         out = self.buf(m)
-        cidx = linearize((si, sj), m.shape)
+        cidx = linearize(bidx + (si, sj), m.shape)
         zero = _wrap([L.Store(out, cidx, L.Const(0, m.dtype))], [j], "parallel")
-        av = self.value(a, (si, sk))
-        bv = self.value(b, (sk, sj))
+        av = self.value(a, bidx + (si, sk))
+        bv = self.value(b, bidx + (sk, sj))
         acc = L.Apply(_FMA, (av, bv, L.Load(out, cidx)), m.dtype, {}, m.dtype)
         update = _wrap([L.Store(out, cidx, acc)], [j], "parallel")
         self.fused.append("matmul")
-        return _wrap(zero + _wrap(update, [k], "serial"), [i], "parallel")
+        return _wrap(zero + _wrap(update, [k], "serial"), batch + [i], "parallel")
+
+    def _scatter(self, g: Group) -> list:
+        """Copy the base (or zeros) into the output, then write each update at its index."""
+        m = g.node
+        out = self.buf(m)
+        ovars = [Var(f"o{k}", n) for k, n in enumerate(m.shape)]
+        oidx = tuple(Sym.var(v) for v in ovars)
+        if m.op.name == "scatter_add":
+            init, src, idx_srcs, accumulate = L.Const(0, m.dtype), m.srcs[0], m.srcs[1:], True
+        else:
+            init = _convert(self.value(m.srcs[0], oidx), m.dtype)
+            src, idx_srcs, accumulate = m.srcs[1], m.srcs[2:], m.attrs["accumulate"]
+        body = _wrap([L.Store(out, linearize(oidx, m.shape), init)], ovars, "parallel")
+        start, count = m.attrs["start"], m.attrs["count"]
+        shape = m.shape[:start] + _bshape(idx_srcs) + m.shape[start + count:]
+        uvars = [Var(f"u{k}", n) for k, n in enumerate(shape)]
+        uidx = tuple(Sym.var(v) for v in uvars)
+        value = _convert(self.value(src, bcast_index(uidx, shape, src.shape)), m.dtype)
+        where = self._dynamic(m, m.shape, uidx, idx_srcs, None)
+        if accumulate:
+            value = L.Apply(OPS["add"], (L.Load(out, where), value), m.dtype, {}, m.dtype)
+        self.fused.append(m.op.name)
+        # Serial: repeated indices must see each other's writes.
+        return body + _wrap([L.Store(out, where, value)], uvars, "serial")
+
+    def _scan(self, g: Group) -> list:
+        m = g.node
+        d = m.attrs["dim"]
+        out = self.buf(m)
+        vars_ = [Var(f"i{k}", n) for k, n in enumerate(m.shape)]
+        full = tuple(Sym.var(v) for v in vars_)
+        acc = L.Acc(f"acc{len(self.accs)}", m.op.reduce, m.dtype, m.dtype)
+        running = [L.AccUpdate(acc, self.value(m.srcs[0], full)),
+                   L.Store(out, linearize(full, m.shape), L.AccValue(acc))]
+        self.fused.append(m.op.name)
+        body = [L.AccInit(acc)] + _wrap(running, [vars_[d]] if vars_ else [], "serial")
+        return _wrap(body, [v for k, v in enumerate(vars_) if k != d], "parallel")
+
+
+def _convert(v: L.Value, dt) -> L.Value:
+    if v.dtype is dt:
+        return v
+    return L.Const(v.value, dt) if isinstance(v, L.Const) else L.Cast(v, dt)
 
 
 class _FMAOp:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from .graph import Node
 from .ops import OPS, IREmitter, make
 
-# Views whose index rewrite is a reshape or a permute under another name.
-_AS_RESHAPE = {"squeeze", "unsqueeze"}
+# Views whose index rewrite is a reshape, permute, slice or select under another name.
+_AS_RESHAPE = {"squeeze", "unsqueeze", "unsafe_view"}
 _AS_PERMUTE = {"transpose", "t"}
+_RENAMED = {"split": "slice", "unbind": "select", "clone": None}
 
 
 def simplify(targets: list[Node]) -> list[Node]:
@@ -42,6 +43,9 @@ def simplify(targets: list[Node]) -> list[Node]:
             return fold_view(make("reshape", srcs, {"shape": node.shape}))
         if op.name in _AS_PERMUTE:
             return fold_view(make("permute", srcs, {"dims": node.attrs["dims"]}))
+        if op.name in _RENAMED:
+            target = _RENAMED[op.name]
+            return srcs[0] if target is None else fold_view(make(target, srcs, node.attrs))
         if all(a is b for a, b in zip(srcs, node.srcs)):
             return fold_view(node)
         return fold_view(make(op, srcs, node.attrs))

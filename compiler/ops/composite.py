@@ -8,7 +8,7 @@ import math
 from ..graph import OpDef
 from . import register
 from .reduce import _sum_infer
-from .shapes import reduced_shape
+from .shapes import normalize_dim, reduced_shape
 
 
 def _reduced_count(x, attrs) -> int:
@@ -107,3 +107,172 @@ def _vjp_norm(e, g, c):
 
 register(OpDef("norm", "composite", _norm_infer, decompose=_decompose_norm, vjp=_vjp_norm,
                saves={0: (0, "out")}, grad_fn="LinalgVectorNormBackward0"))
+
+
+def _float_only(name: str, x) -> None:
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"\"{name}\" not implemented for '{_NAMES[x.dtype.name]}'")
+
+
+def _softmax_infer(srcs, attrs):
+    (x,) = srcs
+    _float_only("softmax", x)
+    attrs["dim"] = normalize_dim(attrs["dim"], len(x.shape)) if x.shape else 0
+    return x.shape, x.dtype
+
+
+def _shifted(e, x, d):
+    """x - max over dim d (keepdim): the numerically safe argument of exp."""
+    return e.sub(x, e.max(x, dims=(d,), keepdim=True))
+
+
+def _decompose_softmax(e, srcs, attrs):
+    (x,) = srcs
+    if not x.shape:
+        return e.div(e.exp(e.sub(x, x)), 1)
+    ex = e.exp(_shifted(e, x, attrs["dim"]))
+    return e.div(ex, e.sum(ex, dims=(attrs["dim"],), keepdim=True))
+
+
+def _vjp_softmax(e, g, c):
+    y = c.out
+    if not c.src_shapes[0]:
+        return (e.mul(g, 0),)
+    return (e.mul(y, e.sub(g, e.sum(e.mul(g, y), dims=(c.attrs["dim"],), keepdim=True))),)
+
+
+def _decompose_log_softmax(e, srcs, attrs):
+    (x,) = srcs
+    if not x.shape:
+        return e.sub(x, x)
+    s = _shifted(e, x, attrs["dim"])
+    return e.sub(s, e.log(e.sum(e.exp(s), dims=(attrs["dim"],), keepdim=True)))
+
+
+def _vjp_log_softmax(e, g, c):
+    if not c.src_shapes[0]:
+        return (e.mul(g, 0),)
+    total = e.sum(g, dims=(c.attrs["dim"],), keepdim=True)
+    return (e.sub(g, e.mul(e.exp(c.out), total)),)
+
+
+register(OpDef("softmax", "composite", _softmax_infer, decompose=_decompose_softmax, vjp=_vjp_softmax,
+               saves={0: ("out",)}, grad_fn="SoftmaxBackward0"))
+register(OpDef("log_softmax", "composite", _softmax_infer, decompose=_decompose_log_softmax,
+               vjp=_vjp_log_softmax, saves={0: ("out",)}, grad_fn="LogSoftmaxBackward0"))
+
+
+def _logsumexp_infer(srcs, attrs):
+    (x,) = srcs
+    _float_only("logsumexp", x)
+    if attrs.get("dims") is None:
+        attrs["dims"] = tuple(range(len(x.shape)))
+    return _sum_infer(srcs, attrs)
+
+
+def _decompose_logsumexp(e, srcs, attrs):
+    (x,) = srcs
+    dims = attrs["dims"] or None
+    m = e.amax(x, dims=dims, keepdim=True)
+    m = e.where(e.eq(e.abs(m), float("inf")), 0, m)  # all -inf (or inf) slices: no shift
+    r = e.add(e.log(e.sum(e.exp(e.sub(x, m)), dims=dims, keepdim=True)), m)
+    return r if attrs["keepdim"] else e.reshape(r, shape=reduced_shape(x.shape, _axes(x, attrs), False))
+
+
+def _axes(x, attrs):
+    dims = attrs["dims"]
+    return tuple(range(len(x.shape))) if not dims else dims
+
+
+def _vjp_logsumexp(e, g, c):
+    x = c.srcs[0]
+    kept = reduced_shape(c.src_shapes[0], _axes(x, c.attrs), True)
+    if not c.attrs["keepdim"]:
+        g, out = e.reshape(g, shape=kept), e.reshape(c.out, shape=kept)
+    else:
+        out = c.out
+    return (e.mul(g, e.exp(e.sub(x, out))),)
+
+
+register(OpDef("logsumexp", "composite", _logsumexp_infer, decompose=_decompose_logsumexp,
+               vjp=_vjp_logsumexp, saves={0: (0, "out")}, grad_fn="LogsumexpBackward0"))
+
+
+def _var_infer(srcs, attrs):
+    (x,) = srcs
+    _float_only("var", x)
+    attrs["correction"] = float(attrs.get("correction", 1))
+    return _sum_infer(srcs, attrs)
+
+
+def _centered(e, x, attrs):
+    return e.sub(x, e.mean(x, dims=attrs["dims"], keepdim=True))
+
+
+def _var_divisor(x, attrs) -> float:
+    return max(_reduced_count(x, attrs) - attrs["correction"], 0.0)
+
+
+def _decompose_var(e, srcs, attrs):
+    (x,) = srcs
+    d = _centered(e, x, attrs)
+    return e.div(e.sum(e.mul(d, d), dims=attrs["dims"], keepdim=attrs["keepdim"]), _var_divisor(x, attrs))
+
+
+def _decompose_std(e, srcs, attrs):
+    return e.sqrt(_decompose_var(e, srcs, attrs))
+
+
+def _var_grad(e, g, c, scale):
+    x = c.srcs[0]
+    axes = tuple(range(len(c.src_shapes[0]))) if c.attrs["dims"] is None else c.attrs["dims"]
+    if not c.attrs["keepdim"]:
+        g = e.reshape(g, shape=reduced_shape(c.src_shapes[0], axes, True))
+    return e.mul(e.mul(g, scale), _centered(e, x, c.attrs))
+
+
+def _vjp_var(e, g, c):
+    return (_var_grad(e, g, c, 2.0 / _var_divisor(c.srcs[0], c.attrs)),)
+
+
+def _vjp_std(e, g, c):
+    axes = tuple(range(len(c.src_shapes[0]))) if c.attrs["dims"] is None else c.attrs["dims"]
+    std = c.out if c.attrs["keepdim"] else e.reshape(c.out, shape=reduced_shape(c.src_shapes[0], axes, True))
+    if not c.attrs["keepdim"]:
+        g = e.reshape(g, shape=std.shape)
+    scaled = e.div(g, e.mul(std, _var_divisor(c.srcs[0], c.attrs)))
+    return (e.mul(scaled, _centered(e, c.srcs[0], c.attrs)),)
+
+
+register(OpDef("var", "composite", _var_infer, decompose=_decompose_var, vjp=_vjp_var, saves={0: (0,)},
+               grad_fn="VarBackward0"))
+register(OpDef("std", "composite", _var_infer, decompose=_decompose_std, vjp=_vjp_std,
+               saves={0: (0, "out")}, grad_fn="StdBackward0"))
+
+
+def _stack_infer(srcs, attrs):
+    first = srcs[0]
+    for i, s in enumerate(srcs):
+        if s.shape != first.shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(first.shape)} "
+                               f"at entry 0 and {list(s.shape)} at entry {i}")
+    attrs["dim"] = normalize_dim(attrs["dim"], len(first.shape) + 1)
+    d = attrs["dim"]
+    from . import elementwise
+
+    dtype = elementwise._promoted(srcs)
+    return first.shape[:d] + (len(srcs),) + first.shape[d:], dtype
+
+
+def _decompose_stack(e, srcs, attrs):
+    d = attrs["dim"]
+    return e.cat(*[e.unsqueeze(s, dim=d) for s in srcs], dim=d)
+
+
+def _vjp_stack(e, g, c):
+    d = c.attrs["dim"]
+    return tuple(e.select(g, dim=d, index=i) if need else None for i, need in enumerate(c.needs))
+
+
+register(OpDef("stack", "composite", _stack_infer, decompose=_decompose_stack, vjp=_vjp_stack,
+               grad_fn="StackBackward0"))

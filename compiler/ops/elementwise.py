@@ -366,6 +366,103 @@ def _vjp_zero(e, g, c):
     return (e.mul(g, 0),)
 
 
+def _vjp_log1p(e, g, c):
+    return (e.div(g, e.add(c.srcs[0], 1)),)
+
+
+def _vjp_expm1(e, g, c):
+    return (e.mul(g, e.add(c.out, 1)),)
+
+
+def _vjp_rsqrt(e, g, c):
+    y = c.out
+    return (e.mul(e.mul(g, -0.5), e.mul(e.mul(y, y), y)),)
+
+
+def _vjp_exp2(e, g, c):
+    return (e.mul(e.mul(g, c.out), 0.6931471805599453),)
+
+
+def _vjp_identity(e, g, c):
+    return (g,)
+
+
+def _vjp_masked_fill(e, g, c):
+    mask = c.srcs[1]
+    gx = e.where(mask, 0, g) if c.needs[0] else None
+    gv = e.sum(e.where(mask, g, 0), dims=None, keepdim=False) if c.needs[2] else None
+    return gx, None, gv
+
+
+def _clamp_srcs(c):
+    srcs = list(c.srcs)
+    x = srcs.pop(0)
+    lo = srcs.pop(0) if c.attrs["has_min"] else None
+    hi = srcs.pop(0) if c.attrs["has_max"] else None
+    return x, lo, hi
+
+
+def _vjp_clamp(e, g, c):
+    x, lo, hi = _clamp_srcs(c)
+    keep = None
+    if lo is not None:
+        keep = e.ge(x, lo)
+    if hi is not None:
+        le = e.le(x, hi)
+        keep = le if keep is None else e.logical_and(keep, le)
+    grads = [e.where(keep, g, 0) if c.needs[0] else None]
+    if lo is not None:  # a tensor bound gets the gradient where it clipped
+        grads.append(e.where(e.lt(x, lo), g, 0) if c.needs[len(grads)] else None)
+    if hi is not None:
+        grads.append(e.where(e.gt(x, hi), g, 0) if c.needs[len(grads)] else None)
+    return tuple(grads)
+
+
+def _clamp_infer(srcs, attrs):
+    return broadcast(*(s.shape for s in srcs)), _promoted(srcs)
+
+
+def _lower_clamp(cg, args, dt, attrs):
+    x, rest = args[0], list(args[1:])
+    if attrs["has_min"]:
+        x = _lower_minmax("llvm.maximum", ">")(cg, [x, rest.pop(0)], dt, attrs)
+    if attrs["has_max"]:
+        x = _lower_minmax("llvm.minimum", "<")(cg, [x, rest.pop(0)], dt, attrs)
+    return x
+
+
+def _clamp_name(attrs) -> str:
+    return {"clamp": "ClampBackward1", "clamp_tensor": "ClampBackward0",
+            "clamp_min": "ClampMinBackward0", "clamp_max": "ClampMaxBackward0"}[attrs["variant"]]
+
+
+def _masked_fill_infer(srcs, attrs):
+    x, mask, value = srcs
+    if mask.dtype is not bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{_scalar_type_name(mask.dtype).lower()}")
+    if value.shape:
+        raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {len(value.shape)} dimension(s).")
+    return broadcast(x.shape, mask.shape), x.dtype
+
+
+def _compute_masked_fill(node):
+    return (node.dtype, bool_, node.dtype), node.dtype
+
+
+def _lower_masked_fill(cg, args, dt, attrs):
+    x, mask, value = args
+    return cg.b.select(mask, value, x)
+
+
+def _rounding(intrinsic: str):
+    def lower(cg, args, dt, attrs):
+        return cg.intrinsic(intrinsic, [args[0]], dt) if dt.is_floating_point else args[0]
+
+    return lower
+
+
 # -- the entries -----------------------------------------------------------------
 
 def _ew(name, infer, lower, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw):
@@ -417,3 +514,21 @@ _ew("reciprocal", _float_infer, _lower_reciprocal, _vjp_reciprocal, saves={0: ("
 _ew("cast", _cast_infer, _lower_cast, _vjp_cast, grad_fn="ToCopyBackward0", compute=_compute_src)
 _ew("where", _where_infer, _lower_where, _vjp_where, saves={1: (0,), 2: (0,)},
     grad_fn="WhereBackward0", edges=(1, 2), compute=_compute_where)
+
+_ew("log1p", _float_infer, _math("log1p"), _vjp_log1p, saves={0: (0,)}, grad_fn="Log1PBackward0")
+_ew("expm1", _float_infer, _math("expm1"), _vjp_expm1, saves={0: ("out",)}, grad_fn="Expm1Backward0")
+_ew("exp2", _float_infer, _math("exp2"), _vjp_exp2, saves={0: ("out",)}, grad_fn="Exp2Backward0")
+_ew("rsqrt", _float_infer, lambda cg, a, dt, at: cg.b.fdiv(cg.const(1.0, dt), cg.intrinsic("llvm.sqrt", a, dt)),
+    _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0")
+# Rounding has a zero gradient almost everywhere (PyTorch returns zeros, not an error).
+_ew("floor", _same_infer, _rounding("llvm.floor"), _vjp_zero, grad_fn="FloorBackward0")
+_ew("ceil", _same_infer, _rounding("llvm.ceil"), _vjp_zero, grad_fn="CeilBackward0")
+_ew("round", _same_infer, _rounding("llvm.roundeven"), _vjp_zero, grad_fn="RoundBackward0")
+_ew("trunc", _same_infer, _rounding("llvm.trunc"), _vjp_zero, grad_fn="TruncBackward0")
+_ew("clone", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype), lambda cg, a, dt, at: a[0],
+    _vjp_identity, grad_fn="CloneBackward0")
+_ew("masked_fill", _masked_fill_infer, _lower_masked_fill, _vjp_masked_fill, saves={0: (1,), 2: (1,)},
+    grad_fn="MaskedFillBackward0", compute=_compute_masked_fill)
+# clamp(x[, lo][, hi]): attrs say which bounds are present and which PyTorch overload it is.
+_ew("clamp", _clamp_infer, _lower_clamp, _vjp_clamp, saves={0: (0, 1, 2), 1: (0, 1), 2: (0, 1, 2)},
+    grad_fn=_clamp_name)

@@ -101,3 +101,31 @@ def _vjp_mv(e, g, c):
 
 register(OpDef("mv", "composite", _mv_infer, decompose=_decompose_mv, vjp=_vjp_mv,
                saves={0: (1,), 1: (0,)}, grad_fn="MvBackward0"))
+
+
+def _bmm_infer(srcs, attrs):
+    a, b = srcs
+    for name, x in (("batch1", a), ("batch2", b)):
+        if len(x.shape) != 3:
+            raise RuntimeError(f"{name} must be a 3D tensor")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise RuntimeError(
+            "Expected size for first two dimensions of batch2 tensor to be: "
+            f"[{a.shape[0]}, {a.shape[2]}] but got: [{b.shape[0]}, {b.shape[1]}]."
+        )
+    if a.dtype is not b.dtype:
+        raise RuntimeError(
+            "expected scalar type "
+            f"{_CAP_NAMES[a.dtype.name]} but found {_CAP_NAMES[b.dtype.name]}"
+        )
+    return (a.shape[0], a.shape[1], b.shape[2]), a.dtype
+
+
+def _vjp_bmm(e, g, c):
+    a, b = c.srcs
+    ga = e.bmm(g, e.permute(b, dims=(0, 2, 1))) if c.needs[0] else None
+    gb = e.bmm(e.permute(a, dims=(0, 2, 1)), g) if c.needs[1] else None
+    return ga, gb
+
+
+register(OpDef("bmm", "matmul", _bmm_infer, vjp=_vjp_bmm, saves={0: (1,), 1: (0,)}, grad_fn="BmmBackward0"))

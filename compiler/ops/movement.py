@@ -1,8 +1,9 @@
 """Views and movement: each rewrites the index its source is read at, never a copy.
 
-`index(out_index, node)` maps an index of the node's output to an index of its
-source (or, for `embed`, to a source index plus the condition under which the
-source is read at all; elsewhere the value is zero).
+`index(out_index, node)` maps an index of the node's output to the index its
+source is read at. Ops that read pieces (`embed`, `cat`) return a list of
+(source position, source index, window) instead: source k is read where its
+window `(index, start, count, step)` holds; elsewhere `embed` is zero.
 """
 
 from __future__ import annotations
@@ -71,11 +72,14 @@ def _unsqueeze_infer(srcs, attrs):
 
 
 def _squeeze_name(attrs):
-    return "SqueezeBackward0" if attrs.get("dims") is None else "SqueezeBackward1"
+    dims = attrs.get("dims")
+    return "SqueezeBackward0" if dims is None else "SqueezeBackward1" if len(dims) == 1 else "SqueezeBackward2"
 
 
 for _name, _infer, _grad_fn in (
     ("reshape", _reshape_infer, "ViewBackward0"),
+    # A reshape whose result is a fresh tensor (PyTorch copies non-viewable reshapes first).
+    ("unsafe_view", _reshape_infer, "UnsafeViewBackward0"),
     ("squeeze", _squeeze_infer, _squeeze_name),
     ("unsqueeze", _unsqueeze_infer, "UnsqueezeBackward0"),
 ):
@@ -193,6 +197,9 @@ def _vjp_slice(e, g, c):
 
 register(OpDef("slice", "movement", _slice_infer, index=_slice_index, vjp=_vjp_slice,
                grad_fn="SliceBackward0"))
+# torch.split / chunk pieces: slices that PyTorch names after the split.
+register(OpDef("split", "movement", _slice_infer, index=_slice_index, vjp=_vjp_slice,
+               grad_fn="SplitBackward0"))
 
 
 def _select_infer(srcs, attrs):
@@ -222,6 +229,8 @@ def _vjp_select(e, g, c):
 
 register(OpDef("select", "movement", _select_infer, index=_select_index, vjp=_vjp_select,
                grad_fn="SelectBackward0"))
+register(OpDef("unbind", "movement", _select_infer, index=_select_index, vjp=_vjp_select,
+               grad_fn="UnbindBackward0"))
 
 
 def _embed_infer(srcs, attrs):
@@ -233,11 +242,11 @@ def _embed_infer(srcs, attrs):
 
 
 def _embed_index(idx, node):
-    """Source index, and the (offset, count, step) window where it is valid."""
     a = node.attrs
-    d = a["dim"]
-    count = node.srcs[0].shape[d]
-    return idx, (d, a["start"], count, a["step"])
+    d, start, step = a["dim"], a["start"], a["step"]
+    shifted = idx[d] + (-start)
+    src = idx[:d] + (shifted.floordiv(step) if step != 1 else shifted,) + idx[d + 1:]
+    return [(0, src, (idx[d], start, node.srcs[0].shape[d], step))]
 
 
 def _vjp_embed(e, g, c):
@@ -248,3 +257,82 @@ def _vjp_embed(e, g, c):
 
 register(OpDef("embed", "movement", _embed_infer, index=_embed_index, vjp=_vjp_embed,
                grad_fn="SliceBackwardBackward0"))
+
+
+def _flip_infer(srcs, attrs):
+    (x,) = srcs
+    dims = tuple(sorted({normalize_dim(d, len(x.shape)) for d in attrs["dims"]}))
+    attrs["dims"] = dims
+    return x.shape, x.dtype
+
+
+def _flip_index(idx, node):
+    shape = node.shape
+    return tuple(i * -1 + (shape[d] - 1) if d in node.attrs["dims"] else i for d, i in enumerate(idx))
+
+
+def _vjp_flip(e, g, c):
+    return (e.flip(g, dims=c.attrs["dims"]),)
+
+
+register(OpDef("flip", "movement", _flip_infer, index=_flip_index, vjp=_vjp_flip, grad_fn="FlipBackward0"))
+
+
+def _cat_infer(srcs, attrs):
+    ref = next((s for s in srcs if s.shape != (0,)), srcs[0])  # legacy: 1-D empties are skipped
+    if not ref.shape:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    d = normalize_dim(attrs["dim"], len(ref.shape))
+    attrs["dim"] = d
+    total = 0
+    for i, s in enumerate(srcs):
+        if s.shape == (0,) and ref.shape != (0,):
+            continue
+        if len(s.shape) != len(ref.shape) or any(a != b for k, (a, b) in enumerate(zip(s.shape, ref.shape)) if k != d):
+            raise RuntimeError(
+                f"Sizes of tensors must match except in dimension {d}. Expected size "
+                f"{ref.shape[_first_diff(s.shape, ref.shape, d)]} but got size "
+                f"{s.shape[_first_diff(s.shape, ref.shape, d)]} for tensor number {i} in the list."
+                if len(s.shape) == len(ref.shape) else
+                f"Tensors must have same number of dimensions: got {len(ref.shape)} and {len(s.shape)}"
+            )
+        total += s.shape[d]
+    from .elementwise import _promoted
+
+    return ref.shape[:d] + (total,) + ref.shape[d + 1:], _promoted(srcs)
+
+
+def _first_diff(a, b, skip):
+    return next(k for k, (x, y) in enumerate(zip(a, b)) if k != skip and x != y)
+
+
+def _cat_pieces(node):
+    d = node.attrs["dim"]
+    offset = 0
+    for k, s in enumerate(node.srcs):
+        if s.shape == (0,) and node.shape != (0,):
+            continue
+        yield k, offset, s.shape[d]
+        offset += s.shape[d]
+
+
+def _cat_index(idx, node):
+    d = node.attrs["dim"]
+    return [(k, idx[:d] + (idx[d] + (-start),) + idx[d + 1:], (idx[d], start, count, 1))
+            for k, start, count in _cat_pieces(node)]
+
+
+def _vjp_cat(e, g, c):
+    d = c.attrs["dim"]
+    grads, offset = [], 0
+    for shape, need in zip(c.src_shapes, c.needs):
+        if shape == (0,) and len(c.src_shapes) > 1 and len(g.shape) != 1:
+            grads.append(None)
+            continue
+        n = shape[d]
+        grads.append(e.slice(g, dim=d, start=offset, stop=offset + n, step=1) if need else None)
+        offset += n
+    return tuple(grads)
+
+
+register(OpDef("cat", "movement", _cat_infer, index=_cat_index, vjp=_vjp_cat, grad_fn="CatBackward0"))

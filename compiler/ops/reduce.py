@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import dtypes
 from ..graph import OpDef
 from . import register
-from .shapes import normalize_dims, reduced_shape
+from .shapes import normalize_dim, normalize_dims, reduced_shape
 
 
 def axes(node) -> tuple[int, ...]:
@@ -72,16 +72,21 @@ def _vjp_sum(e, g, c):
     return (e.expand(_keepdim_grad(e, g, c), shape=c.src_shapes[0]),)
 
 
+def _even_split(e, g, c):
+    """Gradient of max/min where ties share it evenly (whole-tensor max, amax, amin)."""
+    x = c.srcs[0]
+    out = _keepdim_grad(e, c.out, c)
+    mask = e.logical_or(e.eq(x, out), e.logical_and(e.ne(x, x), e.ne(out, out)))
+    count = e.sum(mask, dims=c.attrs["dims"], keepdim=True)
+    return (e.where(mask, e.div(_keepdim_grad(e, g, c), count), 0),)
+
+
 def _extreme_vjp(arg_op: str):
     def vjp(e, g, c):
         x = c.srcs[0]
-        g = _keepdim_grad(e, g, c)
         if c.attrs["dims"] is None:
-            # Whole-tensor max/min: ties share the gradient evenly (PyTorch's rule).
-            out = _keepdim_grad(e, c.out, c)
-            mask = e.logical_or(e.eq(x, out), e.logical_and(e.ne(x, x), e.ne(out, out)))
-            count = e.sum(mask, dims=None, keepdim=False)
-            return (e.where(mask, e.div(g, count), 0),)
+            return _even_split(e, g, c)
+        g = _keepdim_grad(e, g, c)
         # Along a dim: the whole gradient goes to the one index max/min returns.
         (d,) = _ctx_axes(c)
         index = getattr(e, arg_op)(x, dims=(d,), keepdim=True)
@@ -101,6 +106,10 @@ register(OpDef("max", "reduce", _extreme_infer("max"), reduce="max", vjp=_extrem
                saves={0: (0, "out")}, grad_fn=_max_name("Max")))
 register(OpDef("min", "reduce", _extreme_infer("min"), reduce="min", vjp=_extreme_vjp("argmin"),
                saves={0: (0, "out")}, grad_fn=_max_name("Min")))
+register(OpDef("amax", "reduce", _extreme_infer("amax"), reduce="max", vjp=_even_split,
+               saves={0: (0, "out")}, grad_fn="AmaxBackward0"))
+register(OpDef("amin", "reduce", _extreme_infer("amin"), reduce="min", vjp=_even_split,
+               saves={0: (0, "out")}, grad_fn="AminBackward0"))
 register(OpDef("argmax", "reduce", _extreme_infer("argmax"), reduce="argmax"))
 register(OpDef("argmin", "reduce", _extreme_infer("argmin"), reduce="argmin"))
 
@@ -112,3 +121,38 @@ def _iota_infer(srcs, attrs):
 
 # iota(shape, dim): each element's index along `dim` (used to build one-hot masks).
 register(OpDef("iota", "iota", _iota_infer))
+
+
+def _vjp_prod(e, g, c):
+    # prod / x fails where x == 0: with one zero in a slice its gradient is the product of
+    # the others; with two or more, zero (PyTorch's rule).
+    x = c.srcs[0]
+    dims = c.attrs["dims"]
+    g = _keepdim_grad(e, g, c)
+    out = _keepdim_grad(e, c.out, c)
+    zero = e.eq(x, 0)
+    zeros = e.sum(zero, dims=dims, keepdim=True)
+    others = e.prod(e.where(zero, 1, x), dims=dims, keepdim=True)
+    grad = e.where(zero, e.where(e.eq(zeros, 1), others, 0), e.div(out, x))
+    return (e.mul(g, grad),)
+
+
+register(OpDef("prod", "reduce", _sum_infer, reduce="prod", vjp=_vjp_prod, saves={0: (0, "out")},
+               grad_fn=lambda a: "ProdBackward0" if a["dims"] is None else "ProdBackward1"))
+
+
+def _cumsum_infer(srcs, attrs):
+    (x,) = srcs
+    attrs["dim"] = normalize_dim(attrs["dim"], len(x.shape))
+    return x.shape, x.dtype if x.dtype.is_floating_point else dtypes.int64
+
+
+def _vjp_cumsum(e, g, c):
+    d = c.attrs["dim"]
+    if not c.src_shapes[0]:
+        return (g,)
+    return (e.flip(e.cumsum(e.flip(g, dims=(d,)), dim=d), dims=(d,)),)
+
+
+# A scan: a running sum along `dim`, written at every position.
+register(OpDef("cumsum", "scan", _cumsum_infer, reduce="sum", vjp=_vjp_cumsum, grad_fn="CumsumBackward0"))
