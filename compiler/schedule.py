@@ -23,8 +23,8 @@ from . import loopir as L
 from .dtypes import bool_, float64, int64
 from .graph import Node
 from .index import Sym, Var, linearize
-from .ops.reduce import axes as reduce_axes
 from .ops import OPS
+from .ops.reduce import axes as reduce_axes
 from .simplify import simplify
 
 
@@ -194,7 +194,8 @@ class _Scheduler:
 
     def reads_matmul(self, m: Node) -> list:
         a, b = m.srcs
-        i, j, k = (Sym.var(Var(n, e)) for n, e in (("i", a.shape[-2]), ("j", b.shape[-1]), ("k", a.shape[-1])))
+        extents = (("i", a.shape[-2]), ("j", b.shape[-1]), ("k", a.shape[-1]))
+        i, j, k = (Sym.var(Var(n, e)) for n, e in extents)
         batch = (Sym.var(Var("b", a.shape[0])),) if len(a.shape) == 3 else ()
         out = []
         for src, idx in ((a, batch + (i, k)), (b, batch + (k, j))):

@@ -37,8 +37,8 @@ def simplify(targets: list[Node]) -> list[Node]:
 
     def rebuild(node: Node, srcs: tuple) -> Node:
         op = node.op
-        if op.kind == "composite":
-            return visit_new(op.decompose(emit, srcs, node.attrs))
+        if op.kind == "composite":  # its decomposition may hold composites too
+            return visit(op.decompose(emit, srcs, node.attrs))
         if op.name in _AS_RESHAPE:
             return fold_view(make("reshape", srcs, {"shape": node.shape}))
         if op.name in _AS_PERMUTE:
@@ -67,10 +67,6 @@ def simplify(targets: list[Node]) -> list[Node]:
             if src.op.name == "reshape" and not src.realized:
                 return fold_view(make("reshape", (src.srcs[0],), {"shape": node.shape}))
         return intern(node)
-
-    def visit_new(node: Node) -> Node:
-        # A node built by a decomposition: its sources are already simplified.
-        return rebuild(node, node.srcs) if node.op.kind == "composite" else fold_view(node)
 
     def visit(root: Node) -> Node:
         stack = [(root, False)]

@@ -19,6 +19,7 @@ from llgrad.compiler.ops import OPS, make, param
 
 from .autograd import grad_mode
 from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
+from .layout import after_view, contiguous_strides
 from .tensor import Tensor
 
 _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
@@ -43,17 +44,38 @@ def scalar_value(value):
 def apply(name: str, *srcs, **attrs) -> Tensor:
     """Record op `name` on tensors and Python numbers; return its result tensor."""
     op = OPS[name]
-    nodes = [s._node if type(s) is Tensor else param(scalar_value(s)) for s in srcs]
+    nodes = []
+    for s in srcs:
+        if type(s) is Tensor:
+            if s._base is not None:
+                s._sync_view()
+            nodes.append(s._node)
+        else:
+            nodes.append(param(scalar_value(s)))
     node = make(op, nodes, attrs)
     if _backward_depth:
         node.backward = True
-    if op.kind == "movement":
-        out = srcs[0]._alias(((name, node.attrs),))
-        out._view_cache = (out._storage.node, node)
+    if name in VIEW_OPS:
+        out = _view_of(srcs[0], name, node)
     else:
-        out = Tensor._from_node(node)
+        out = Tensor._from_node(node, owned=not _backward_depth)
     if op.vjp is not None and node.dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
+    return out
+
+
+# Movement ops whose result shares storage with its input (the rest make fresh tensors).
+VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "expand",
+                      "slice", "split", "select", "unbind"})
+
+
+def _view_of(src: Tensor, name: str, node) -> Tensor:
+    shape = src._node.shape
+    strides, offset = src._layout or (contiguous_strides(shape), 0)
+    strides, offset = after_view(name, node.attrs, shape, node.shape, strides, offset)
+    layout = None if offset == 0 and strides == contiguous_strides(node.shape) else (strides, offset)
+    out = src._alias(((name, node.attrs),), layout=layout)
+    out._view_cache = (out._storage.node, node)
     return out
 
 
@@ -97,7 +119,7 @@ def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
         if not needed:
             continue
         for item in op.saves.get(i, ()):
-            if item in saved:
+            if item in saved or (item != "out" and item >= len(srcs)):
                 continue
             if item == "out":
                 saved[item] = SavedValue(weakref.ref(out), node, out._vc, None, is_output=True)

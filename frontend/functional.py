@@ -7,14 +7,16 @@ to Tensor as methods and operators.
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 from collections import namedtuple
 
 from llgrad.compiler import dtypes
 
-from .autograd import grad_mode
+from . import indexing, views
 from .dispatch import apply, scalar_value
+from .layout import view_strides
 from .tensor import Size, Tensor
 
 _Number = (numbers.Number,)
@@ -218,11 +220,11 @@ min = _extreme("min", _min_result)
 
 
 def amax(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
-    return apply("max", input, dims=_dims(dim) or None, keepdim=keepdim)
+    return apply("amax", input, dims=_dims(dim) or None, keepdim=keepdim)
 
 
 def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
-    return apply("min", input, dims=_dims(dim) or None, keepdim=keepdim)
+    return apply("amin", input, dims=_dims(dim) or None, keepdim=keepdim)
 
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -271,7 +273,190 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         return mv(input, other)
     if a == 1 and b == 2:
         return squeeze(mm(unsqueeze(input, 0), other), 0)
-    raise NotImplementedError("matmul of tensors with more than 2 dims is not supported yet")
+    return _batched_matmul(input, other)
+
+
+
+# -- issue-3 ops ------------------------------------------------------------------------
+
+log1p = _unary("log1p")
+expm1 = _unary("expm1")
+exp2 = _unary("exp2")
+rsqrt = _unary("rsqrt")
+floor = _unary("floor")
+ceil = _unary("ceil")
+round = _unary("round")
+trunc = _unary("trunc")
+fix = trunc
+
+
+def square(input: Tensor) -> Tensor:
+    return apply("pow_scalar", input, exponent=2)
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    tensor_bounds = isinstance(min, Tensor) or isinstance(max, Tensor)
+    bounds = [b for b in (min, max) if b is not None]
+    return apply("clamp", input, *bounds, has_min=min is not None, has_max=max is not None,
+                 variant="clamp_tensor" if tensor_bounds else "clamp")
+
+
+clip = clamp
+
+
+def clamp_min(input: Tensor, min) -> Tensor:
+    return apply("clamp", input, min, has_min=True, has_max=False, variant="clamp_min")
+
+
+def clamp_max(input: Tensor, max) -> Tensor:
+    return apply("clamp", input, max, has_min=False, has_max=True, variant="clamp_max")
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor) and value.dtype is not input.dtype:
+        value = apply("cast", value, dtype=input.dtype)
+    return apply("masked_fill", input, mask, value)
+
+
+def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    if dtype is not None:
+        input = to(input, dtype)
+    return apply("softmax", input, dim=dim)
+
+
+def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    if dtype is not None:
+        input = to(input, dtype)
+    return apply("log_softmax", input, dim=dim)
+
+
+def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
+    return apply("logsumexp", input, dims=_dims(dim), keepdim=keepdim)
+
+
+def _correction(unbiased, correction) -> float:
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    if isinstance(dim, bool):  # var(unbiased) legacy overload
+        dim, unbiased = None, dim
+    return apply("var", input, dims=_dims(dim), keepdim=keepdim, correction=_correction(unbiased, correction))
+
+
+def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> Tensor:
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return apply("std", input, dims=_dims(dim), keepdim=keepdim, correction=_correction(unbiased, correction))
+
+
+def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        input = to(input, dtype)
+    return apply("prod", input, dims=None if dim is None else (dim,), keepdim=keepdim)
+
+
+def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        input = to(input, dtype)
+    return apply("cumsum", input, dim=dim)
+
+
+def flip(input: Tensor, dims) -> Tensor:
+    return apply("flip", input, dims=_dims(dims))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    return apply("cat", *tensors, dim=dim)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    return apply("stack", *tensors, dim=dim)
+
+
+def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    from llgrad.compiler.ops.shapes import normalize_dim
+
+    d = normalize_dim(dim, tensor.dim())
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0 and n:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size "
+                               f"of {n}")
+        sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if size else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                               f"size at dimension {d}), but got split_sizes={sizes}")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(apply("split", tensor, dim=d, start=start, stop=start + size, step=1))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    n = input.shape[dim]
+    return split(input, builtins.max(1, -(-n // chunks)), dim)
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple:
+    from llgrad.compiler.ops.shapes import normalize_dim
+
+    d = normalize_dim(dim, input.dim())
+    return tuple(apply("unbind", input, dim=d, index=i) for i in range(input.shape[d]))
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    from llgrad.compiler.ops.shapes import normalize_dim
+
+    d = normalize_dim(dim, input.dim())
+    n = input.shape[d]
+    if start < 0:
+        start += n
+    if not (0 <= start <= n and 0 <= length and start + length <= n):
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    return apply("slice", input, dim=d, start=start, stop=start + length, step=1)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    return apply("bmm", input, mat2)
+
+
+def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """matmul with a batch: broadcast the batch dims, fold them into one, bmm, unfold."""
+    from llgrad.compiler.ops.shapes import broadcast
+
+    a1 = unsqueeze(a, 0) if a.dim() == 1 else a
+    b1 = unsqueeze(b, -1) if b.dim() == 1 else b
+    if a1.shape[-1] != b1.shape[-2]:
+        batch2 = math.prod(b1.shape[:-2])
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{batch2}, {a1.shape[-1]}] but got: [{batch2}, {b1.shape[-2]}].")
+    batch = broadcast(tuple(a1.shape[:-2]), tuple(b1.shape[:-2]))
+    n, k, m = a1.shape[-2], a1.shape[-1], b1.shape[-1]
+    count = math.prod(batch)
+    a3 = reshape(expand(a1, batch + (n, k)), (count, n, k))
+    b3 = reshape(expand(b1, batch + (k, m)), (count, k, m))
+    out_shape = batch + ((n,) if a.dim() > 1 else ()) + ((m,) if b.dim() > 1 else ())
+    return apply("unsafe_view", bmm(a3, b3), shape=out_shape)
 
 
 # -- views ---------------------------------------------------------------------------
@@ -295,13 +480,20 @@ def _infer_size(shape: tuple, numel: int) -> tuple:
 
 def reshape(input: Tensor, *shape) -> Tensor:
     shape = _infer_size(_shape_arg(shape), input.numel())
-    return apply("reshape", input, shape=shape)
+    if view_strides(tuple(input.shape), input.stride(), shape) is not None:
+        return apply("reshape", input, shape=shape)
+    # Not expressible as a view of this memory layout: PyTorch copies, then views the copy.
+    return apply("unsafe_view", clone(input), shape=shape)
 
 
 def view(input: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and isinstance(shape[0], dtypes.DType):
         raise NotImplementedError("view(dtype) is not supported")
-    return reshape(input, *shape)
+    shape = _infer_size(_shape_arg(shape), input.numel())
+    if view_strides(tuple(input.shape), input.stride(), shape) is None:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                           "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+    return apply("reshape", input, shape=shape)
 
 
 def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -334,7 +526,7 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     from llgrad.compiler.ops.shapes import normalize_dim
 
     n = input.dim()
-    d0, d1 = normalize_dim(dim0, max(n, 1)), normalize_dim(dim1, max(n, 1))
+    d0, d1 = normalize_dim(dim0, builtins.max(n, 1)), normalize_dim(dim1, builtins.max(n, 1))
     dims = list(range(n))
     if n:
         dims[d0], dims[d1] = dims[d1], dims[d0]
@@ -376,18 +568,12 @@ def to(input: Tensor, *args, dtype=None, copy: bool = False, **kwargs) -> Tensor
     return apply("cast", input, dtype=dtype)
 
 
-def clone(input: Tensor) -> Tensor:
-    # A copy is an identity op that keeps the graph: x * 1 would change names; use cast to self.
-    out = apply("cast", input, dtype=input.dtype)
-    if out._grad_fn is not None:
-        from .autograd.function import node_class
-
-        out._grad_fn.__class__ = node_class("CloneBackward0")
-    return out
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    return apply("clone", input)
 
 
-def contiguous(input: Tensor) -> Tensor:
-    return input
+def contiguous(input: Tensor, memory_format=None) -> Tensor:
+    return input if input.is_contiguous() else clone(input)
 
 
 def _cast_method(dtype):
@@ -396,47 +582,43 @@ def _cast_method(dtype):
 
 # -- in-place ------------------------------------------------------------------------
 
-def _check_inplace(t: Tensor) -> None:
-    if t._grad_fn is None and t._requires_grad and grad_mode.is_grad_enabled():
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+def _cap(dt: dtypes.DType) -> str:
+    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}[dt.name]
+
+
+def _commit_result(self: Tensor, result: Tensor) -> Tensor:
+    """Cast/check an op's result and make it self's value in place."""
+    if result.dtype is not self.dtype:
+        if dtypes.promote(result.dtype, self.dtype) is not self.dtype:
+            raise RuntimeError(f"result type {_cap(result.dtype)} can't be cast to the desired output type "
+                               f"{_cap(self.dtype)}")
+        result = apply("cast", result, dtype=self.dtype)
+    if tuple(result.shape) != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                           f"{list(result.shape)}")
+    return views.commit(self, result)
 
 
 def _inplace(fn):
     def method(self: Tensor, *args, **kwargs) -> Tensor:
-        _check_inplace(self)
-        result = fn(self, *args, **kwargs)
-        if result.dtype is not self.dtype:
-            if dtypes.promote(result.dtype, self.dtype) is not self.dtype:
-                raise RuntimeError(
-                    f"result type {_cap(result.dtype)} can't be cast to the desired output type "
-                    f"{_cap(self.dtype)}"
-                )
-            result = apply("cast", result, dtype=self.dtype)
-        if tuple(result.shape) != tuple(self.shape):
-            raise RuntimeError(
-                f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                f"{list(result.shape)}"
-            )
-        self._set_node(result._node)
-        if result._grad_fn is not None:
-            self._grad_fn = result._grad_fn
-            self._requires_grad = True
-            if result._grad_fn._saved:
-                for saved in result._grad_fn._saved.values():
-                    if saved.is_output:
-                        saved.counter = self._vc
-                        saved.version = self._vc.value
-        return self
+        views.check_inplace(self)
+        return _commit_result(self, fn(self, *args, **kwargs))
 
     method.__name__ = fn.__name__ + "_"
     return method
 
 
-def _cap(dt: dtypes.DType) -> str:
-    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}[dt.name]
+def _inplace_operator(fn):
+    def method(self: Tensor, other):
+        if not _is_operand(other):
+            return NotImplemented
+        views.check_inplace(self)
+        return _commit_result(self, fn(self, other))
+
+    return method
 
 
-def _fill(self: Tensor, value) -> Tensor:
+def _filled(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.dim():
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value.dim()} dimensions.")
@@ -444,16 +626,21 @@ def _fill(self: Tensor, value) -> Tensor:
     return apply("expand", apply("cast", value, dtype=self.dtype), shape=tuple(self.shape))
 
 
-def _zero(self: Tensor) -> Tensor:
-    return _fill(self, 0)
+def _zeros(self: Tensor) -> Tensor:
+    return _filled(self, 0)
 
 
-def _copy(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
-    src = src if isinstance(src, Tensor) else scalar_value(src)
-    value = apply("cast", src, dtype=self.dtype)
+def _copied(self: Tensor, src, non_blocking: bool = False) -> Tensor:
+    value = apply("cast", src if isinstance(src, Tensor) else scalar_value(src), dtype=self.dtype)
     if tuple(value.shape) == tuple(self.shape):
         return value
     return apply("expand", value, shape=tuple(self.shape))
+
+
+def copy_into(view: Tensor, value) -> Tensor:
+    """view.copy_(value) with broadcasting: what `x[...] = value` does for basic indices."""
+    views.check_inplace(view)
+    return _commit_result(view, _copied(view, value))
 
 
 # -- binding -----------------------------------------------------------------------------
@@ -483,14 +670,18 @@ def bind_methods() -> None:
                  "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge", "sum", "mean", "max",
                  "min", "amax", "amin", "argmax", "argmin", "norm", "dot", "mm", "mv", "matmul",
                  "reshape", "view", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "t",
-                 "expand", "expand_as", "to", "clone", "contiguous", "all", "any", "equal", "where"):
+                 "expand", "expand_as", "to", "clone", "contiguous", "all", "any", "equal", "where",
+                 "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square",
+                 "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax",
+                 "logsumexp", "var", "std", "prod", "cumsum", "flip", "split", "chunk", "unbind", "narrow",
+                 "bmm"):
         setattr(T, name, globals()[name])
     T.true_divide = T.div
     T.negative = T.neg
     T.absolute = T.abs
     T.greater, T.less, T.greater_equal, T.less_equal, T.not_equal = T.gt, T.lt, T.ge, T.le, T.ne
     T.swapaxes = T.swapdims = T.transpose
-    T.view_as = lambda self, other: reshape(self, tuple(other.shape))
+    T.view_as = lambda self, other: view(self, tuple(other.shape))
     T.reshape_as = T.view_as
     T.T = property(_T)
     T.mT = property(lambda self: transpose(self, -2, -1))
@@ -524,13 +715,27 @@ def bind_methods() -> None:
     T.__hash__ = object.__hash__
     for name, fn in (("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow)):
         setattr(T, name + "_", _inplace(fn))
-        setattr(T, f"__i{name if name != 'div' else 'truediv'}__", _inplace(_forward(fn)))
-    T.neg_ = _inplace(neg)
-    T.clamp_min_ = _inplace(lambda s, v: maximum(s, _fill(s, v)))
-    T.zero_ = _inplace(_zero)
-    T.fill_ = _inplace(_fill)
-    T.copy_ = _inplace(_copy)
-    T.exp_ = _inplace(exp)
-    T.relu_ = _inplace(relu)
-    T.sigmoid_ = _inplace(sigmoid)
-    T.tanh_ = _inplace(tanh)
+        setattr(T, f"__i{name if name != 'div' else 'truediv'}__", _inplace_operator(fn))
+    for name in ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sign",
+                 "reciprocal", "clamp", "clamp_min", "clamp_max", "log1p", "expm1", "exp2", "rsqrt",
+                 "floor", "ceil", "round", "trunc", "square", "masked_fill", "cumsum"):
+        setattr(T, name + "_", _inplace(globals()[name]))
+    T.clip_ = T.clamp_
+    T.zero_ = _inplace(_zeros)
+    T.fill_ = _inplace(_filled)
+    T.copy_ = _inplace(_copied)
+    T.__getitem__ = indexing.getitem
+    T.__setitem__ = indexing.setitem
+
+
+__all__ = [
+    "add", "sub", "rsub", "mul", "div", "true_divide", "pow", "neg", "negative", "reciprocal", "maximum",
+    "minimum", "where", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "absolute",
+    "sign", "logical_not", "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge", "greater",
+    "greater_equal", "less", "less_equal", "not_equal", "equal", "all", "any", "sum", "mean", "max", "min",
+    "amax", "amin", "argmax", "argmin", "norm", "dot", "mm", "mv", "matmul", "bmm", "reshape", "flatten",
+    "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t", "expand_as", "clone",
+    "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square", "clamp", "clip",
+    "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax", "logsumexp", "var", "std", "prod",
+    "cumsum", "flip", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "narrow",
+]

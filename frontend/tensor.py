@@ -55,7 +55,8 @@ class Storage:
 
 class Tensor:
     __slots__ = ("_storage", "_view", "_view_cache", "_vc", "_requires_grad", "_grad_fn", "_grad",
-                 "_accumulator", "_retains_grad", "_hooks", "__weakref__")
+                 "_accumulator", "_retains_grad", "_hooks", "_base", "_layout", "_view_version",
+                 "__weakref__")
 
     # The legacy constructor `torch.Tensor(...)`; internal code uses `_from_node`.
     def __new__(cls, *args, **kwargs):
@@ -64,7 +65,9 @@ class Tensor:
         return legacy_tensor(dtypes.float32, *args, **kwargs)
 
     @classmethod
-    def _from_node(cls, node: Node, requires_grad: bool = False) -> Tensor:
+    def _from_node(cls, node: Node, requires_grad: bool = False, owned: bool = True) -> Tensor:
+        """A tensor for `node`. `owned`: a live user tensor, so graphs computing the node
+        also store it (tensors made inside a backward pass are not)."""
         t = object.__new__(Tensor)
         t._storage = Storage(node)
         t._view = ()
@@ -76,11 +79,16 @@ class Tensor:
         t._accumulator = None
         t._retains_grad = False
         t._hooks = None
-        node.owner = weakref.ref(t)
+        t._base = None
+        t._layout = None  # None: contiguous; else (strides, storage offset)
+        t._view_version = 0
+        if owned:
+            node.owner = weakref.ref(t)
         return t
 
-    def _alias(self, view: tuple = (), counter: VersionCounter | None = None) -> Tensor:
-        """A tensor sharing this one's storage (a view when `view` is given)."""
+    def _alias(self, view: tuple = (), counter: VersionCounter | None = None, layout=None) -> Tensor:
+        """A tensor sharing this one's storage: a view when `view` ops are given (then its
+        `_base` is the tensor that owns the chain), else a detached alias."""
         t = object.__new__(Tensor)
         t._storage = self._storage
         t._view = self._view + view
@@ -92,6 +100,11 @@ class Tensor:
         t._accumulator = None
         t._retains_grad = False
         t._hooks = None
+        # The base owns the chain (its own chain is empty); a detached alias of a view has none.
+        base = self._base if self._base is not None else (self if not self._view else None)
+        t._base = base if view else None
+        t._layout = layout if view else self._layout
+        t._view_version = t._vc.value
         return t
 
     # -- the IR value -------------------------------------------------------------
@@ -110,15 +123,26 @@ class Tensor:
         return node
 
     def _set_node(self, node: Node) -> None:
-        """Give this tensor a new value (in-place ops, `.data =`): bumps the version."""
-        if self._view:
-            raise NotImplementedError("in-place modification of a view is not supported yet")
+        """Give this (non-view) tensor a new value: bumps the version."""
         old = self._storage.node
         if old.owner is not None and old.owner() is self:
             old.owner = None
         self._storage.node = node
         node.owner = weakref.ref(self)
         self._vc.value += 1
+
+    def _sync_view(self) -> None:
+        """After an in-place change through another view, rebuild this view's grad_fn
+        from its base (PyTorch regenerates view history the same way)."""
+        if self._base is None or self._view_version == self._vc.value:
+            return
+        self._view_version = self._vc.value
+        base = self._base
+        if base._requires_grad and grad_mode.is_grad_enabled():
+            from .views import replay
+
+            fresh = replay(base, self._view)
+            self._grad_fn, self._requires_grad = fresh._grad_fn, True
 
     def _realize(self) -> np.ndarray:
         node = self._node
@@ -170,8 +194,25 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
+    def stride(self, dim: int | None = None):
+        from .layout import contiguous_strides
+
+        strides = contiguous_strides(self._node.shape) if self._layout is None else self._layout[0]
+        if dim is None:
+            return strides
+        from llgrad.compiler.ops.shapes import normalize_dim
+
+        return strides[normalize_dim(dim, len(strides))]
+
+    def storage_offset(self) -> int:
+        return 0 if self._layout is None else self._layout[1]
+
     def is_contiguous(self) -> bool:
-        return True
+        if self._layout is None:
+            return True
+        from .layout import is_contiguous
+
+        return is_contiguous(self._node.shape, self._layout[0])
 
     @property
     def _version(self) -> int:
@@ -190,6 +231,8 @@ class Tensor:
     # -- autograd metadata -------------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        if self._base is not None:
+            self._sync_view()
         return self._requires_grad
 
     @requires_grad.setter
@@ -207,16 +250,25 @@ class Tensor:
             return self
         if requires_grad and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if self._base is not None and not requires_grad:
+            raise RuntimeError("requires_grad_ cannot be turned off on a view of a tensor that requires grad")
         self._requires_grad = bool(requires_grad)
         return self
 
     @property
     def is_leaf(self) -> bool:
+        if self._base is not None:
+            self._sync_view()
         return self._grad_fn is None
 
     @property
     def grad_fn(self):
+        if self._base is not None:
+            self._sync_view()
         return self._grad_fn
+
+    def _is_view(self) -> bool:
+        return self._base is not None
 
     @property
     def grad(self) -> Tensor | None:
@@ -283,7 +335,7 @@ class Tensor:
         return self._alias()
 
     def detach_(self) -> Tensor:
-        if self._view:
+        if self._base is not None:
             raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self._grad_fn = None
         self._requires_grad = False
@@ -305,6 +357,8 @@ class Tensor:
         self._storage = Storage(node)
         self._view = ()
         self._view_cache = None
+        self._layout = None
+        node.owner = weakref.ref(self)
 
     # -- values out ----------------------------------------------------------------------
     def numpy(self, *, force: bool = False) -> np.ndarray:

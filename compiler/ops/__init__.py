@@ -96,4 +96,4 @@ register(OpDef("param", "leaf", _leaf_infer))
 register(OpDef("const", "leaf", _leaf_infer))
 
 # Entries register themselves on import; order is irrelevant.
-from . import composite, elementwise, linalg, movement, reduce  # noqa: E402,F401
+from . import composite, elementwise, indexing, linalg, movement, reduce  # noqa: E402,F401

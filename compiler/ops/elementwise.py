@@ -518,7 +518,7 @@ _ew("where", _where_infer, _lower_where, _vjp_where, saves={1: (0,), 2: (0,)},
 _ew("log1p", _float_infer, _math("log1p"), _vjp_log1p, saves={0: (0,)}, grad_fn="Log1PBackward0")
 _ew("expm1", _float_infer, _math("expm1"), _vjp_expm1, saves={0: ("out",)}, grad_fn="Expm1Backward0")
 _ew("exp2", _float_infer, _math("exp2"), _vjp_exp2, saves={0: ("out",)}, grad_fn="Exp2Backward0")
-_ew("rsqrt", _float_infer, lambda cg, a, dt, at: cg.b.fdiv(cg.const(1.0, dt), cg.intrinsic("llvm.sqrt", a, dt)),
+_ew("rsqrt", _float_infer, lambda cg, a, dt, at: cg.b.fdiv(cg.const(1.0, dt), cg.intrinsic("llvm.sqrt", a, dt)),  # noqa: E501
     _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0")
 # Rounding has a zero gradient almost everywhere (PyTorch returns zeros, not an error).
 _ew("floor", _same_infer, _rounding("llvm.floor"), _vjp_zero, grad_fn="FloorBackward0")

@@ -73,7 +73,9 @@ def _unsqueeze_infer(srcs, attrs):
 
 def _squeeze_name(attrs):
     dims = attrs.get("dims")
-    return "SqueezeBackward0" if dims is None else "SqueezeBackward1" if len(dims) == 1 else "SqueezeBackward2"
+    if dims is None:
+        return "SqueezeBackward0"
+    return "SqueezeBackward1" if len(dims) == 1 else "SqueezeBackward2"
 
 
 for _name, _infer, _grad_fn in (
@@ -288,7 +290,8 @@ def _cat_infer(srcs, attrs):
     for i, s in enumerate(srcs):
         if s.shape == (0,) and ref.shape != (0,):
             continue
-        if len(s.shape) != len(ref.shape) or any(a != b for k, (a, b) in enumerate(zip(s.shape, ref.shape)) if k != d):
+        mismatch = any(a != b for k, (a, b) in enumerate(zip(s.shape, ref.shape)) if k != d)
+        if len(s.shape) != len(ref.shape) or mismatch:
             raise RuntimeError(
                 f"Sizes of tensors must match except in dimension {d}. Expected size "
                 f"{ref.shape[_first_diff(s.shape, ref.shape, d)]} but got size "
