@@ -1,36 +1,77 @@
 """Realization: compute the values of some graph nodes with one compiled program.
 
-The program for a graph is looked up by the graph's canonical signature; on a
-miss the graph is scheduled, lowered and JIT-compiled. Values that live
-tensors still hold inside the graph are computed in the same program, so a
-graph is never run twice for them and graphs do not grow across steps.
+The program for a graph is found by the graph's canonical signature: in the
+in-memory cache, else in the disk cache (object code loaded, nothing
+compiled), else the graph is scheduled, lowered and compiled by LLVM, and the
+result stored on disk. The in-memory cache keeps the LLGRAD_MAX_PROGRAMS
+(default 256) most recently used programs; a dropped program frees its code.
+Values that live tensors still hold inside the graph are computed in the same
+program, so a graph is never run twice for them and graphs do not grow across
+steps.
+
+Threads: one lock guards the caches, the counters, and every read or write of
+graph structure (canonicalize, schedule, storing results), so no thread sees
+another's half-stored results. LLVM compiles (which llvmlite serializes
+anyway) and native runs happen outside it, and a program one thread is
+building is waited for by the others, not built twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+from collections import OrderedDict
 
 from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
+from . import diskcache
 from . import program as _program
 
-_cache: dict = {}
+DEFAULT_MAX_PROGRAMS = 256
+
+_programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
+_building: dict = {}  # canonical key -> Event set when the thread building it is done
 _lock = threading.RLock()
-_stats = {"compiles": 0, "cache_hits": 0, "compile_seconds": 0.0, "runs": 0}
+_stats = {"compiles": 0, "disk_loads": 0, "cache_hits": 0, "evictions": 0, "runs": 0,
+          "compile_seconds": 0.0, "load_seconds": 0.0}
 _last: list = [None]  # the program that ran most recently (for debugging tools)
 
 
 def stats() -> dict:
-    """Counters of this process: programs compiled by LLVM, cache hits, seconds compiling."""
-    return dict(_stats, cached_programs=len(_cache))
+    """Counters of this process.
+
+    compiles: programs compiled by LLVM (compile_seconds in total); disk_loads:
+    programs loaded from the disk cache instead (load_seconds); cache_hits:
+    graphs whose program was already in memory; evictions: programs dropped
+    from memory by the LRU bound; cached_programs: programs in memory now.
+    """
+    with _lock:
+        return dict(_stats, cached_programs=len(_programs))
 
 
 def reset_stats() -> None:
-    for k in _stats:
-        _stats[k] = 0.0 if isinstance(_stats[k], float) else 0
+    with _lock:
+        for k in _stats:
+            _stats[k] = 0.0 if isinstance(_stats[k], float) else 0
+
+
+def clear_memory_cache() -> None:
+    """Drop every program held in memory (their code is freed once no run uses them)."""
+    with _lock:
+        dropped = list(_programs.values())
+        _programs.clear()
+        _last[0] = None
+    del dropped  # outside the lock: freeing code takes LLVM's lock
+
+
+def max_programs() -> int:
+    try:
+        return max(1, int(os.environ.get("LLGRAD_MAX_PROGRAMS", DEFAULT_MAX_PROGRAMS)))
+    except ValueError:
+        return DEFAULT_MAX_PROGRAMS
 
 
 def _live_intermediates(targets: list[Node]) -> list[Node]:
@@ -51,22 +92,103 @@ def _live_intermediates(targets: list[Node]) -> list[Node]:
 
 def lookup(targets: list[Node]):
     """(program, inputs, params, outputs) computing `targets` (plus live intermediates)."""
-    outputs = targets + _live_intermediates(targets)
-    key, inputs, params = canonicalize(outputs)
-    prog = _cache.get(key)
-    if prog is None:
+    while True:
         with _lock:
-            prog = _cache.get(key)
-            if prog is None:
-                name = "llgrad_" + hashlib.sha1(repr(key).encode()).hexdigest()[:16]
-                sched = schedule(outputs, inputs, params)
-                prog = _program.build(sched, name)
-                _cache[key] = prog
+            outputs = targets + _live_intermediates(targets)
+            key, inputs, params = canonicalize(outputs)
+            prog = _programs.get(key)
+            if prog is not None:
+                _programs.move_to_end(key)
+                _stats["cache_hits"] += 1
+                return prog, inputs, params, outputs
+            waiting = _building.get(key)
+            if waiting is None:
+                disk, text = _disk_for(key)
+                if disk is not None:
+                    prog = _from_disk(disk, text, inputs, params, outputs)
+                    if prog is not None:
+                        _stats["disk_loads"] += 1
+                        _stats["load_seconds"] += prog.load_seconds
+                        evicted = _remember(key, prog)
+                        break
+                sched = schedule(outputs, inputs, params, required=len(targets))
+                done = _building[key] = threading.Event()
+                prog = None
+                break
+        waiting.wait()  # another thread builds this program: use theirs
+    if prog is not None:
+        del evicted  # outside the lock: freeing code takes LLVM's lock
+        return prog, inputs, params, outputs
+    evicted = []
+    try:
+        prog = _program.build(sched, _symbol(key))
+        if disk is not None:
+            disk.put(text, prog.plan, prog.object_code)
+    finally:
+        with _lock:
+            if prog is not None:
                 _stats["compiles"] += 1
                 _stats["compile_seconds"] += prog.compile_seconds
-                return prog, inputs, params, outputs
-    _stats["cache_hits"] += 1
+                evicted = _remember(key, prog)
+            del _building[key]
+        done.set()
+    del evicted
     return prog, inputs, params, outputs
+
+
+def _symbol(key) -> str:
+    return "llgrad_" + hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+
+def _remember(key, prog) -> list:
+    """Cache a program; return the least recently used ones it pushes out."""
+    _programs[key] = prog
+    evicted = []
+    limit = max_programs()
+    while len(_programs) > limit:
+        evicted.append(_programs.popitem(last=False)[1])
+        _stats["evictions"] += 1
+    return evicted
+
+
+def _disk_for(key) -> tuple:
+    """(disk cache, key text) when this graph can use the disk cache, else (None, None)."""
+    disk = diskcache.current()
+    if disk is None:
+        return None, None
+    text = diskcache.key_text(key)
+    return (disk, text) if text is not None else (None, None)
+
+
+def _from_disk(disk, text: str, inputs: list[Node], params: list[Node], outputs: list[Node]):
+    found = disk.get(text)
+    if found is None:
+        return None
+    plan, obj = found
+    problem = _mismatch(plan, inputs, params, outputs)
+    if problem is None:
+        try:
+            return _program.load(plan, obj)
+        except RuntimeError as e:  # LLJIT refuses the object (a missing symbol, say)
+            problem = f"its object code does not link: {e}"
+    disk.discard(text, problem)
+    return None
+
+
+def _mismatch(plan, inputs: list[Node], params: list[Node], outputs: list[Node]) -> str | None:
+    """Why a plan read from disk cannot be the program of this graph, or None."""
+    bufs = plan.bufs
+    if len(bufs) < len(inputs) or len(plan.outputs) != len(outputs):
+        return "its buffer table does not fit the graph"
+    for b, n in zip(bufs, inputs):
+        if b.role != "in" or b.shape != n.shape or b.dtype != n.dtype.name:
+            return f"input slot {b.slot} does not fit the graph"
+    for slot, n in zip(plan.outputs, outputs):
+        if slot >= 0 and bufs[slot].shape != n.shape or bufs[slot].dtype != n.dtype.name:
+            return f"output slot {slot} does not fit the graph"
+    if list(plan.param_floats) != [p.dtype.is_floating_point for p in params]:
+        return "its scalar parameters do not fit the graph"
+    return None
 
 
 def realize(nodes: list[Node]) -> None:
@@ -80,11 +202,13 @@ def realize(nodes: list[Node]) -> None:
         return
     prog, inputs, params, outputs = lookup(targets)
     results = prog.run([n.buffer for n in inputs], [p.value for p in params])
-    _stats["runs"] += 1
-    _last[0] = prog
-    for node, buf in zip(outputs, results):
-        node.buffer = buf
-        node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
+    with _lock:
+        _stats["runs"] += 1
+        _last[0] = prog
+        for node, buf in zip(outputs, results):
+            if buf is not None:  # None: an optional output the program does not store
+                node.buffer = buf
+                node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
 
 
 def last_program():

@@ -16,6 +16,9 @@ import llvmlite.binding as llvm
 _lock = threading.RLock()
 _jit: _JIT | None = None
 
+# What `optimize` does to a module, as text: part of the disk cache key.
+PIPELINE = "O3 loop-vectorize slp-vectorize"
+
 
 class _JIT:
     def __init__(self) -> None:

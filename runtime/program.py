@@ -1,5 +1,11 @@
 """A compiled program: one native entry point that runs all kernels of a graph.
 
+A program is its object code, linked into the process's LLJIT, plus its plan
+(buffer table, outputs, scalar kinds). It comes from `build` (schedule ->
+LLVM -> object code) or `load` (plan and object code from the disk cache).
+It holds no graph nodes, and its native code is freed with it (its resource
+tracker), so dropping a program from the cache releases everything.
+
 `run` allocates the output and scratch buffers, passes every buffer address
 and run-time scalar in two arrays, and calls the entry point once (ctypes
 releases the GIL for the call).
@@ -8,41 +14,58 @@ releases the GIL for the call).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
-from llgrad.compiler import codegen, loopir
+from llgrad.compiler import codegen
 from llgrad.compiler.schedule import Schedule
 
 from .buffer import Buffer
 from .jit import jit
+from .plan import Plan
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
-@dataclass(eq=False)
 class Program:
-    name: str
-    schedule: Schedule
-    llvm_ir: str
-    object_code: bytes
-    compile_seconds: float
-    stages: dict = field(default_factory=dict)  # text of each compiler stage, for dumps
+    """origin: "compiled" (by LLVM in this process) or "disk" (loaded from the disk cache)."""
 
-    def __post_init__(self) -> None:
-        addr, self._tracker = jit().load(self.object_code, self.name)
+    def __init__(self, plan: Plan, object_code: bytes, *, schedule: Schedule | None = None,
+                 llvm_ir: str | None = None, compile_seconds: float = 0.0,
+                 origin: str = "compiled") -> None:
+        start = time.perf_counter()
+        self.name = plan.symbol
+        self.plan = plan
+        self.object_code = object_code
+        self.origin = origin
+        self.llvm_ir = llvm_ir  # None when loaded from disk
+        self.compile_seconds = compile_seconds
+        # The loop IR when compiled here; from disk, the buffer table and kernel names only.
+        self.schedule = schedule if schedule is not None else plan.schedule()
+        self.stages = {"kernels": plan.kernel_text}  # text of each compiler stage, for dumps
+        addr, self._tracker = jit().load(object_code, plan.symbol)
         self._fn = _ENTRY(addr)
-        s = self.schedule
-        self._n_in = len(s.inputs)
-        self._fresh = [(b.slot, b.shape, b.dtype.np) for b in s.bufs if b.role != "in"]
-        self._n_bufs = len(s.bufs)
-        self._outputs = [b.slot for b in s.outputs]
-        self._param_kinds = [p.dtype.is_floating_point for p in s.params]
+        self._n_bufs = len(plan.bufs)
+        self._fresh = [(b.slot, b.shape, np.dtype(b.dtype))
+                       for b in plan.bufs if b.role != "in"]
+        self._outputs = list(plan.outputs)
+        self._param_kinds = list(plan.param_floats)
+        self.load_seconds = time.perf_counter() - start
 
     @property
     def kernels(self) -> list:
         return self.schedule.kernels
+
+    def optimized_module(self):
+        """The optimized LLVM module (re-optimized from `llvm_ir` on demand: debugging only)."""
+        if self.llvm_ir is None:
+            raise ValueError(f"{self.name} was loaded from the disk cache: its LLVM IR is not kept; "
+                             "run with LLGRAD_CACHE=0 to see it")
+        return jit().optimize(self.llvm_ir)
+
+    def assembly(self) -> str:
+        return jit().emit_assembly(self.optimized_module())
 
     def run(self, inputs: list[Buffer], params: list) -> list[Buffer]:
         """Run on input buffers (in slot order) and scalars; return the output buffers."""
@@ -57,7 +80,7 @@ class Program:
             addrs[slot] = buf.addr
         packed = _pack(params, self._param_kinds)
         self._fn(addrs, packed.ctypes.data if packed is not None else None)
-        return [table[slot] for slot in self._outputs]
+        return [table[slot] if slot >= 0 else None for slot in self._outputs]
 
 
 def _pack(values: list, floats: list) -> np.ndarray | None:
@@ -80,10 +103,14 @@ def build(schedule: Schedule, name: str) -> Program:
     module.triple = jit().triple
     text = str(module)
     engine = jit()
-    optimized = engine.optimize(text)
-    obj = engine.emit_object(optimized)
+    obj = engine.emit_object(engine.optimize(text))
     seconds = time.perf_counter() - start
-    program = Program(name, schedule, text, obj, seconds)
-    program.stages["kernels"] = "\n\n".join(loopir.format_kernel(k) for k in schedule.kernels)
-    program.stages["_optimized_module"] = optimized
-    return program
+    plan = Plan.from_schedule(schedule, name)
+    # The graph's nodes are dropped: a cached program must not keep the user's tensors alive.
+    kept = dataclasses.replace(schedule, inputs=[], params=[])
+    return Program(plan, obj, schedule=kept, llvm_ir=text, compile_seconds=seconds)
+
+
+def load(plan: Plan, object_code: bytes) -> Program:
+    """A program from the disk cache: link its object code, no compiling."""
+    return Program(plan, object_code, origin="disk")
