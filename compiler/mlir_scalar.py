@@ -65,7 +65,8 @@ class ScalarBuilder:
     `loc` is the text appended to every op (` loc(#loc3)` or "").
     """
 
-    def __init__(self, lines: list, indent: str, prefix: str, loc: str = "", decls: dict | None = None) -> None:
+    def __init__(self, lines: list, indent: str, prefix: str, loc: str = "", decls: dict | None = None,
+                 const_lines: list | None = None) -> None:
         self.lines = lines
         self.indent = indent
         self.prefix = prefix
@@ -73,11 +74,17 @@ class ScalarBuilder:
         self.count = 0
         self.decls = decls if decls is not None else {}
         self.consts: dict = {}
+        # Where constants go: hoisted to the function's entry (loop kernels) or inline (op bodies).
+        self.const_lines = const_lines
+        self.const_indent = indent
 
-    def op(self, rhs: str) -> str:
+    def op(self, rhs: str, into: list | None = None) -> str:
         name = f"%{self.prefix}{self.count}"
         self.count += 1
-        self.lines.append(f"{self.indent}{name} = {rhs}{self.loc}")
+        if into is None:
+            self.lines.append(f"{self.indent}{name} = {rhs}{self.loc}")
+        else:
+            into.append(f"{self.const_indent}{name} = {rhs}{self.loc}")
         return name
 
     # -- leaves -----------------------------------------------------------------
@@ -91,14 +98,14 @@ class ScalarBuilder:
             text = f"arith.constant {'true' if value else 'false'}"
         else:
             text = f"arith.constant {int(value)} : {mlir_type(dt)}"
-        name = self.op(text)
+        name = self.op(text, self.const_lines)
         self.consts[key] = name
         return name
 
     def index_const(self, value: int) -> str:
         key = (value, "index")
         if key not in self.consts:
-            self.consts[key] = self.op(f"arith.constant {int(value)} : index")
+            self.consts[key] = self.op(f"arith.constant {int(value)} : index", self.const_lines)
         return self.consts[key]
 
     # -- conversions (ScalarCodegen.cast, op for op) ------------------------------

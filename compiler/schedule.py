@@ -109,19 +109,20 @@ def view_root(node: Node) -> Node:
 
 
 class _Scheduler:
-    def __init__(self, targets, inputs, params):
+    def __init__(self, targets, inputs, params, required):
         self.roots = simplify(targets)
         self.inputs = inputs
         self.params = params
         self.order = _topo(self.roots)
-        self.mat = self._materialized()
+        self.optional: set[int] = set()  # stored only if a kernel computes them anyway
+        self.mat = self._materialized(required)
         self.groups: list[Group] = []
         self.producer: dict[int, Group] = {}
         self.loaded: set[int] = set()  # materialized nodes some kernel reads from memory
 
     # -- what gets a buffer ----------------------------------------------------
-    def _materialized(self) -> set:
-        mat = {r.id for r in self.roots if r.buffer is None}
+    def _materialized(self, required: int) -> set:
+        mat = {r.id for r in self.roots[:required] if r.buffer is None}
         for n in self.order:
             kind = n.op.kind
             if kind in ("reduce", "matmul", "scatter", "scan"):
@@ -133,7 +134,8 @@ class _Scheduler:
                         mat.add(root.id)
             if kind == "gather" and n.srcs[0].buffer is None:  # read at run-time positions
                 mat.add(n.srcs[0].id)
-        return mat
+        self.optional = {r.id for r in self.roots[required:] if r.buffer is None and r.id not in mat}
+        return mat | self.optional
 
     def is_boundary(self, n: Node) -> bool:
         return n.buffer is not None or n.id in self.mat
@@ -168,7 +170,20 @@ class _Scheduler:
     def run(self) -> None:
         for n in self.order:
             if n.id in self.mat and n.buffer is None:
-                self.assign(n)
+                if n.id in self.optional:
+                    self.assign_optional(n)
+                else:
+                    self.assign(n)
+
+    def assign_optional(self, m: Node) -> None:
+        """Store `m` as an extra output of a kernel that computes it anyway, or not at all."""
+        for g in self.groups:
+            if g.kind == "loop":
+                placed = self.place(m, g)
+                if placed is not None:
+                    self._add(g, m, *placed)
+                    return
+        self.mat.discard(m.id)
 
     def assign(self, m: Node) -> None:
         if m.op.kind in ("matmul", "scatter", "scan"):  # kernels with a loop nest of their own
@@ -536,9 +551,14 @@ def _wrap(body: list, loop_vars: list, role: str) -> list:
     return body
 
 
-def schedule(targets: list[Node], inputs: list[Node], params: list[Node]) -> Schedule:
-    """Fuse the graph that computes `targets` into loop kernels."""
-    s = _Scheduler(targets, inputs, params)
+def schedule(targets: list[Node], inputs: list[Node], params: list[Node],
+             required: int | None = None) -> Schedule:
+    """Fuse the graph that computes `targets` into loop kernels.
+
+    Targets after the first `required` are optional (values live tensors hold): they are
+    stored only where a kernel computes them anyway, and their output is None otherwise.
+    """
+    s = _Scheduler(targets, inputs, params, len(targets) if required is None else required)
     s.run()
     bufs: dict[int, L.Buf] = {}
     table: list[L.Buf] = []
@@ -557,8 +577,10 @@ def schedule(targets: list[Node], inputs: list[Node], params: list[Node]) -> Sch
             outputs.append(bufs[r.id])
         elif r.buffer is not None:  # a target that is an input: shares its buffer
             outputs.append(new_buf(r, "in"))
-        else:
+        elif r.id in s.mat:
             outputs.append(new_buf(r, "out"))
+        else:
+            outputs.append(None)
     by_id = {n.id: n for n in s.order}
     for g in s.groups:
         for nid, (_, role) in g.role.items():

@@ -10,6 +10,8 @@ spells ops exactly like the compiler's IREmitter does.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 import weakref
 
 import numpy as np
@@ -23,6 +25,26 @@ from .layout import after_view, contiguous_strides
 from .tensor import Tensor
 
 _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
+
+# -- source locations: where the user wrote each op (dumps print it as MLIR `loc(...)`) --
+_getframe = sys._getframe
+_OWN_DIRS = tuple(os.path.dirname(path) + os.sep  # llgrad, llgrad.compiler, llgrad.runtime
+                  for path in (__file__, dtypes.__file__, sys.modules["llgrad.runtime"].__file__))
+_own_file: dict = {}
+
+
+def _user_loc():
+    """(code, instruction offset) of the first frame outside llgrad; resolved only when printed."""
+    f = _getframe(2)  # the caller of apply()
+    while f is not None:
+        code = f.f_code
+        own = _own_file.get(code.co_filename)
+        if own is None:
+            own = _own_file[code.co_filename] = code.co_filename.startswith(_OWN_DIRS)
+        if not own:
+            return code, f.f_lasti
+        f = f.f_back
+    return None
 
 
 def scalar_value(value):
@@ -53,9 +75,10 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
         else:
             nodes.append(param(scalar_value(s)))
     node = make(op, nodes, attrs)
+    node.loc = _user_loc()
     if _backward_depth:
         node.backward = True
-    if name in VIEW_OPS:
+    if name in VIEW_OPS and type(srcs[0]) is Tensor:
         out = _view_of(srcs[0], name, node)
     else:
         out = Tensor._from_node(node, owned=not _backward_depth)

@@ -366,8 +366,8 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
     return apply("cumsum", input, dim=dim)
 
 
-def flip(input: Tensor, dims) -> Tensor:
-    return apply("flip", input, dims=_dims(dims))
+def flip(input: Tensor, *dims) -> Tensor:
+    return apply("flip", input, dims=_shape_arg(dims))
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -602,7 +602,7 @@ def _commit_result(self: Tensor, result: Tensor) -> Tensor:
 def _inplace(fn):
     def method(self: Tensor, *args, **kwargs) -> Tensor:
         views.check_inplace(self)
-        return _commit_result(self, fn(self, *args, **kwargs))
+        return _commit_result(self, fn(views.snapshot(self), *args, **kwargs))
 
     method.__name__ = fn.__name__ + "_"
     return method
@@ -613,7 +613,7 @@ def _inplace_operator(fn):
         if not _is_operand(other):
             return NotImplemented
         views.check_inplace(self)
-        return _commit_result(self, fn(self, other))
+        return _commit_result(self, fn(views.snapshot(self), other))
 
     return method
 

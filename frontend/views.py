@@ -11,6 +11,8 @@ node CopySlices) and the view's history is replayed from the new base.
 
 from __future__ import annotations
 
+import weakref
+
 from llgrad.compiler.ops import IREmitter
 
 from .autograd import grad_mode
@@ -62,6 +64,24 @@ def _inverse(emit, op: str, attrs: dict, src, new):
     raise AssertionError(f"no write-back rule for view op {op}")
 
 
+def snapshot(t: Tensor) -> Tensor:
+    """t's current value with t's autograd identity, for computing t's in-place update:
+    what the update's backward saves must not be the tensor the update then overwrites."""
+    snap = Tensor._from_node(t._node, owned=False)
+    snap._grad_fn, snap._requires_grad = t.grad_fn, t.requires_grad
+    if snap._grad_fn is None and snap._requires_grad:
+        return t  # a leaf (only reachable under no_grad, where nothing is saved)
+    return snap
+
+
+def _adopt_output(t: Tensor, result: Tensor) -> None:
+    """A backward node that saved `result` as its output now saves t, which became it."""
+    fn = result._grad_fn
+    saved = fn._saved.get("out") if fn is not None and fn._saved else None
+    if saved is not None:
+        saved.value, saved.counter, saved.version = weakref.ref(t), t._vc, t._vc.value
+
+
 def check_inplace(t: Tensor) -> None:
     """PyTorch's refusal to modify leaves that require grad (outside no_grad)."""
     if not grad_mode.is_grad_enabled():
@@ -84,6 +104,7 @@ def commit(t: Tensor, result: Tensor) -> Tensor:
         if tracking:
             if result._requires_grad:
                 t._grad_fn, t._requires_grad = result._grad_fn, True
+                _adopt_output(t, result)
             elif old_fn is not None:
                 # Overwritten by a constant: the old history still gets its (zero) gradient.
                 old = Tensor._from_node(old_node)
@@ -100,6 +121,7 @@ def commit(t: Tensor, result: Tensor) -> Tensor:
         fresh = replay(base, t._view)
         t._grad_fn, t._requires_grad = fresh._grad_fn, True
         t._view_version = t._vc.value
+        _adopt_output(t, result)
         return t
     storage = t._storage
     storage.node = _write_back(_IR, storage.node, t._view, result._node)

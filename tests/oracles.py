@@ -45,3 +45,40 @@ def check_gradients(fn, *arrays, rtol=1e-5, atol=1e-6) -> None:
     analytic = analytic_grads(fn, arrays, weights)
     for i, (n, a) in enumerate(zip(numeric, analytic)):
         np.testing.assert_allclose(a, n, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
+
+
+def torch_or_skip():
+    import pytest
+
+    return pytest.importorskip("torch")
+
+
+def run_both(fn, *arrays, grad: bool = True, seed_grad=None):
+    """Run `fn(lib, *tensors)` on llgrad and on PyTorch with the same float data.
+
+    Returns ((llgrad value, llgrad grads), (torch value, torch grads)) as NumPy arrays.
+    """
+    torch = torch_or_skip()
+    results = []
+    for lib in (llgrad, torch):
+        ts = [lib.tensor(a, requires_grad=grad and np.asarray(a).dtype.kind == "f") for a in arrays]
+        out = fn(lib, *ts)
+        value = out.detach().numpy().copy()
+        grads = []
+        if grad and out.requires_grad:
+            w = seed_grad if seed_grad is not None else np.random.default_rng(3).uniform(0.5, 1.5, value.shape)
+            out.backward(lib.tensor(np.asarray(w, dtype=value.dtype)))
+            grads = [None if t.grad is None else t.grad.numpy().copy() for t in ts]
+        results.append((value, grads))
+    return results
+
+
+def assert_match_torch(fn, *arrays, rtol=1e-5, atol=1e-6, grad=True):
+    (lv, lg), (tv, tg) = run_both(fn, *arrays, grad=grad)
+    np.testing.assert_allclose(lv, tv, rtol=rtol, atol=atol)
+    assert lv.dtype == tv.dtype, (lv.dtype, tv.dtype)
+    for i, (a, b) in enumerate(zip(lg, tg)):
+        if a is None or b is None:
+            assert a is None and b is None, f"grad {i}: llgrad {a is None}, torch {b is None}"
+        else:
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"grad {i}")
