@@ -66,7 +66,9 @@ def run_both(fn, *arrays, grad: bool = True, seed_grad=None):
         value = out.detach().numpy().copy()
         grads = []
         if grad and out.requires_grad:
-            w = seed_grad if seed_grad is not None else np.random.default_rng(3).uniform(0.5, 1.5, value.shape)
+            w = seed_grad
+            if w is None:
+                w = np.random.default_rng(3).uniform(0.5, 1.5, value.shape)
             out.backward(lib.tensor(np.asarray(w, dtype=value.dtype)))
             grads = [None if t.grad is None else t.grad.numpy().copy() for t in ts]
         results.append((value, grads))

@@ -1,10 +1,9 @@
 """Views and movement: index arithmetic (no copy kernels), PyTorch's view/copy rules,
 indexing (basic and advanced), cat/stack/split, and gradients through all of them."""
 
+import llgrad
 import numpy as np
 import pytest
-
-import llgrad
 from oracles import assert_match_torch, check_gradients
 
 RNG = np.random.default_rng(1)
