@@ -217,7 +217,7 @@ class DiskCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self._usable: bool | None = None
+        self._made = False
         self.refusal = ""  # why the directory is not used, when it is refused
         self._bytes: int | None = None  # estimate of the size on disk, after the first scan
         self._lock = threading.Lock()
@@ -227,22 +227,24 @@ class DiskCache:
         return self.root / (hashlib.sha256(f"{ctx}\n{key}".encode()).hexdigest() + SUFFIX)
 
     def usable(self) -> bool:
-        """Whether the directory exists (made if missing, 0700) and is the user's own alone."""
-        if self._usable is None:
-            try:
+        """Whether the directory exists (made 0700 if missing) and is the user's own alone.
+
+        Checked on every use, not once: a directory opened up later is refused from then on.
+        """
+        try:
+            if not self._made:
                 self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-                st = os.stat(self.root)
-            except OSError:
-                self._usable = False  # missing and cannot be made: compile without it, quietly
-                return False
-            problem = None if stat.S_ISDIR(st.st_mode) else "it is not a directory"
-            problem = problem or _unsafe(st, "directory")
-            if problem:
-                self.refusal = problem
-                warnings.warn(f"llgrad: not using the disk cache {self.root}: {problem}; "
-                              "compiling without it", CacheWarning, stacklevel=2)
-            self._usable = problem is None
-        return self._usable
+                self._made = True
+            st = os.stat(self.root)
+        except OSError:
+            return False  # missing and cannot be made: compile without it, quietly
+        problem = None if stat.S_ISDIR(st.st_mode) else "it is not a directory"
+        problem = problem or _unsafe(st, "directory")
+        if problem and problem != self.refusal:
+            warnings.warn(f"llgrad: not using the disk cache {self.root}: {problem}; "
+                          "compiling without it", CacheWarning, stacklevel=3)
+        self.refusal = problem or ""
+        return problem is None
 
     def get(self, key: str) -> tuple[Plan, bytes] | None:
         """The plan and object code stored for `key`, or None (a bad entry is discarded)."""
