@@ -136,7 +136,6 @@ def setitem(x: Tensor, index, value) -> None:
     from .functional import copy_into
     from .views import check_inplace, commit
 
-    check_inplace(x)
     view, advanced = _basic(x, _normalize(index))
     if not advanced:
         copy_into(view, value)
