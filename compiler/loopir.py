@@ -177,67 +177,7 @@ class Kernel:
 # -- printing -----------------------------------------------------------------------
 
 def format_kernel(k: Kernel) -> str:
-    """A readable, MLIR-flavoured listing (scf.for loops over memrefs)."""
-    lines = []
-    args = ", ".join(f"%{b.name}: memref<{_mshape(b)}>" for b in k.bufs)
-    lines.append(f"func.func @{k.name}({args}) {{")
-    names: dict[int, str] = {}
-    _print_block(k.body, lines, names, "  ")
-    lines.append("}")
-    return "\n".join(lines)
+    """The kernel as loop-level MLIR (memrefs, scf.for, arith/math): see compiler/mlir_loops.py."""
+    from .mlir_loops import format_kernel as to_mlir
 
-
-def _mshape(b: Buf) -> str:
-    return "x".join([str(n) for n in b.shape] + [_ty(b.dtype)])
-
-
-def _ty(dt: DType) -> str:
-    return {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32", "bool": "i1"}[dt.name]
-
-
-def _print_block(stmts, lines, names, ind):
-    for s in stmts:
-        if isinstance(s, Loop):
-            lines.append(f"{ind}scf.for %{s.var.name} = 0 to {s.var.extent} {{  // {s.role}")
-            _print_block(s.body, lines, names, ind + "  ")
-            lines.append(f"{ind}}}")
-        elif isinstance(s, Store):
-            v = _val(s.value, lines, names, ind)
-            lines.append(f"{ind}memref.store {v}, %{s.buf.name}[{s.index}]")
-        elif isinstance(s, AccInit):
-            lines.append(f"{ind}%{s.acc.name} = acc.init {s.acc.kind} : {_ty(s.acc.dtype)}")
-        elif isinstance(s, AccUpdate):
-            v = _val(s.value, lines, names, ind)
-            at = f" at {s.index}" if s.index is not None else ""
-            lines.append(f"{ind}acc.{s.acc.kind} %{s.acc.name}, {v}{at}")
-
-
-def _val(v: Value, lines, names, ind) -> str:
-    key = id(v)
-    if key in names:
-        return names[key]
-    if isinstance(v, Const):
-        return f"{v.value!r}:{_ty(v.dtype)}"
-    if isinstance(v, Param):
-        return f"%param{v.slot}"
-    if isinstance(v, AccValue):
-        return f"%{v.acc.name}"
-    if isinstance(v, Load):
-        rhs = f"memref.load %{v.buf.name}[{v.index}]"
-    elif isinstance(v, Apply):
-        args = ", ".join(_val(a, lines, names, ind) for a in v.args)
-        rhs = f"{v.op.name} {args}"
-    elif isinstance(v, Cast):
-        rhs = f"cast {_val(v.arg, lines, names, ind)}"
-    elif isinstance(v, IndexValue):
-        rhs = f"index {v.index}"
-    elif isinstance(v, InWindow):
-        rhs = f"in_window {v.index} from {v.start} count {v.count} step {v.step}"
-    elif isinstance(v, Guarded):
-        rhs = f"guarded {_val(v.cond, lines, names, ind)}, {_val(v.value, lines, names, ind)}"
-    else:  # pragma: no cover
-        rhs = type(v).__name__
-    name = f"%v{len(names)}"
-    names[key] = name
-    lines.append(f"{ind}{name} = {rhs} : {_ty(v.dtype)}")
-    return name
+    return to_mlir(k)

@@ -44,9 +44,9 @@ def float_literal(value: float, dt: DType) -> str:
             as_f32 = math.copysign(math.inf, value)
         value = as_f32
         if not math.isfinite(value):
-            return "0x%08X" % struct.unpack("<I", struct.pack("<f", value))[0]
+            return "0x{:08X}".format(struct.unpack("<I", struct.pack("<f", value))[0])
     elif not math.isfinite(value):
-        return "0x%016X" % struct.unpack("<Q", struct.pack("<d", value))[0]
+        return "0x{:016X}".format(struct.unpack("<Q", struct.pack("<d", value))[0])
     text = repr(value)
     if "e" in text and "." not in text:
         mantissa, exponent = text.split("e")
@@ -78,9 +78,10 @@ class ScalarBuilder:
         self.const_lines = const_lines
         self.const_indent = indent
 
-    def op(self, rhs: str, into: list | None = None) -> str:
-        name = f"%{self.prefix}{self.count}"
-        self.count += 1
+    def op(self, rhs: str, into: list | None = None, name: str | None = None) -> str:
+        if name is None:
+            name = f"%{self.prefix}{self.count}"
+            self.count += 1
         if into is None:
             self.lines.append(f"{self.indent}{name} = {rhs}{self.loc}")
         else:
@@ -98,14 +99,21 @@ class ScalarBuilder:
             text = f"arith.constant {'true' if value else 'false'}"
         else:
             text = f"arith.constant {int(value)} : {mlir_type(dt)}"
-        name = self.op(text, self.const_lines)
+        named = None
+        if self.const_lines is not None:  # hoisted: MLIR's usual %cst names
+            n = len(self.consts)
+            named = f"%cst{n}" if dt.is_floating_point else f"%c{n}_{mlir_type(dt)}"
+        name = self.op(text, self.const_lines, named)
         self.consts[key] = name
         return name
 
     def index_const(self, value: int) -> str:
         key = (value, "index")
         if key not in self.consts:
-            self.consts[key] = self.op(f"arith.constant {int(value)} : index", self.const_lines)
+            named = None
+            if self.const_lines is not None:
+                named = f"%c{value}" if value >= 0 else f"%c_m{-value}"
+            self.consts[key] = self.op(f"arith.constant {int(value)} : index", self.const_lines, named)
         return self.consts[key]
 
     # -- conversions (ScalarCodegen.cast, op for op) ------------------------------
@@ -143,7 +151,8 @@ class ScalarBuilder:
         self.decls[symbol] = f"func.func private @{symbol}({', '.join(arg_types)}) -> {result}"
         return self.op(f"func.call @{symbol}({', '.join(args)}) : ({', '.join(arg_types)}) -> {result}")
 
-    def binary(self, float_op: str, int_op: str, a: str, b: str, dt: DType, bool_op: str | None = None) -> str:
+    def binary(self, float_op: str, int_op: str, a: str, b: str, dt: DType,
+               bool_op: str | None = None) -> str:
         if dt.is_floating_point:
             kind = float_op
         elif dt is bool_ and bool_op:
@@ -169,7 +178,8 @@ class ScalarBuilder:
     def minmax(self, which: str, a: str, b: str, dt: DType) -> str:
         if dt.is_floating_point:  # NaN-propagating, like llvm.maximum / torch.maximum
             return self.binary(f"{which}imumf", "", a, b, dt)
-        return self.binary("", ("maxu" if which == "max" else "minu") if dt is bool_ else f"{which}si", a, b, dt)
+        kind = (f"{which}ui" if dt is bool_ else f"{which}si")
+        return self.binary("", kind, a, b, dt)
 
     def fma(self, a: str, b: str, c: str, dt: DType) -> str:
         if dt.is_floating_point:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from . import loopir as L
 from .dtypes import bool_, float64, int64
+from .fusion_trace import FusionTrace, group_nodes, kernel_name, unique_names
 from .graph import Node
 from .index import Sym, Var, linearize
 from .ops import OPS
@@ -61,6 +62,7 @@ class Schedule:
     inputs: list  # realized nodes read, by input slot
     params: list  # param nodes, by param slot
     outputs: list  # per target: its L.Buf (a fresh output, or an input it equals)
+    trace: FusionTrace | None = None  # the decisions and their reasons, when asked for (debugging)
 
 
 def bcast_index(idx: tuple, shape: tuple, src_shape: tuple) -> tuple:
@@ -109,11 +111,12 @@ def view_root(node: Node) -> Node:
 
 
 class _Scheduler:
-    def __init__(self, targets, inputs, params, required):
+    def __init__(self, targets, inputs, params, required, trace: FusionTrace | None = None):
         self.roots = simplify(targets)
         self.inputs = inputs
         self.params = params
         self.order = _topo(self.roots)
+        self.trace = trace  # when set, each decision below records its reason there
         self.optional: set[int] = set()  # stored only if a kernel computes them anyway
         self.mat = self._materialized(required)
         self.groups: list[Group] = []
@@ -123,19 +126,35 @@ class _Scheduler:
     # -- what gets a buffer ----------------------------------------------------
     def _materialized(self, required: int) -> set:
         mat = {r.id for r in self.roots[:required] if r.buffer is None}
+        self._why([r for r in self.roots[:required] if r.buffer is None], "output")
         for n in self.order:
             kind = n.op.kind
             if kind in ("reduce", "matmul", "scatter", "scan"):
                 mat.add(n.id)
+                self._why([n], "reduction" if kind == "reduce" else kind)
             if kind == "matmul":  # operands are read many times: from memory (views are fine)
                 for s in n.srcs:
                     root = view_root(s)
                     if root.buffer is None and root.op.kind != "leaf":
                         mat.add(root.id)
+                        self._why([root], "matmul_operand")
             if kind == "gather" and n.srcs[0].buffer is None:  # read at run-time positions
                 mat.add(n.srcs[0].id)
+                self._why([n.srcs[0]], "gather_source")
         self.optional = {r.id for r in self.roots[required:] if r.buffer is None and r.id not in mat}
+        self._why([r for r in self.roots[required:] if r.id in self.optional], "live")
         return mat | self.optional
+
+    def _why(self, nodes: list, reason: str) -> None:
+        if self.trace is not None:
+            for n in nodes:
+                self.trace.materialized(n, reason)
+
+    def _refuse(self, m: Node, g: Group, reason: str, **details):
+        """place() says no: record why (when tracing) and return None."""
+        if self.trace is not None:
+            self.trace.refused(m, g, reason, details)
+        return None
 
     def is_boundary(self, n: Node) -> bool:
         return n.buffer is not None or n.id in self.mat
@@ -184,6 +203,8 @@ class _Scheduler:
                     self._add(g, m, *placed)
                     return
         self.mat.discard(m.id)
+        if self.trace is not None:
+            self.trace.dropped.append(m)
 
     def assign(self, m: Node) -> None:
         if m.op.kind in ("matmul", "scatter", "scan"):  # kernels with a loop nest of their own
@@ -193,6 +214,7 @@ class _Scheduler:
             return
         for g in self.groups:
             if g.kind != "loop":
+                self._refuse(m, g, "own_loop", kind=g.kind)
                 continue
             placed = self.place(m, g)
             if placed is not None:
@@ -231,12 +253,12 @@ class _Scheduler:
         if m.op.kind == "reduce":
             domain, ax = m.srcs[0].shape, reduce_axes(m)
             if domain != g.domain:
-                return None
+                return self._refuse(m, g, "domain", mine=domain, theirs=g.domain)
             if g.axes != ax:
                 trailing = ax == tuple(range(len(domain) - len(ax), len(domain)))
                 upgradable = not g.axes and all(not p["reduce"] and not p["post"] for p in g.phases)
                 if not (trailing and upgradable and ax):
-                    return None
+                    return self._refuse(m, g, "axes", mine=ax, theirs=g.axes)
                 g.axes = ax  # only the loop order changes; its stores stay valid
                 reads = self.reads(m, g.full)
                 phase = self._phase_after(m, g, reads, post=False)
@@ -250,15 +272,17 @@ class _Scheduler:
         if m.shape == g.domain:
             reads = self.reads(m, g.full)
             phase = self._phase_after(m, g, reads, post=False)
-            if phase is None or (phase > 0 and not g.axes):
+            if phase is not None and phase > 0 and not g.axes:
+                return self._refuse(m, g, "no_reduction_loop")
+            if phase is None:
                 return None
             return phase, "store", reads
         outer = g.outer_index(m.shape) if g.axes else None
         if outer is None:
-            return None
+            return self._refuse(m, g, "shape", mine=m.shape, theirs=g.domain)
         reads = self.reads(m, outer)
         if not any(self.producer.get(d.id) is g for d, _ in reads):
-            return None
+            return self._refuse(m, g, "unrelated")
         phase = self._phase_after(m, g, reads, post=True)
         return None if phase is None else (phase, "post", reads)
 
@@ -271,21 +295,23 @@ class _Scheduler:
                 continue
             if owner is not g:
                 if owner.pos >= g.pos:
-                    return None
+                    return self._refuse(m, g, "later", value=d, owner=f"k{owner.pos}")
                 continue
             if idx is None:  # read at run-time positions: must be complete before this kernel
-                return None
+                return self._refuse(m, g, "dynamic", value=d)
             q, role = g.role[d.id]
             if role in ("reduce", "post"):
                 if idx != g.outer_index(d.shape):
-                    return None
+                    return self._refuse(m, g, "broadcast", value=d)
                 phase = max(phase, q if post else q + 1)
             else:  # a full-domain store: readable at the same point
-                if post or idx != g.full:
-                    return None
+                if post:
+                    return self._refuse(m, g, "post_reads_row", value=d)
+                if idx != g.full:
+                    return self._refuse(m, g, "shifted", value=d)
                 phase = max(phase, q)
         if post and phase >= len(g.phases):
-            return None
+            return self._refuse(m, g, "no_phase")
         return phase
 
 
@@ -428,9 +454,7 @@ class _Emitter:
         self.group, self.memo, self.used, self.fused, self.phase = g, {}, [], [], 0
         body = {"matmul": self._matmul, "scatter": self._scatter, "scan": self._scan,
                 "loop": self._loop}[g.kind](g)
-        ops = "_".join(self.fused[:4]) or ("matmul" if g.kind == "matmul" else "copy")
-        shape = "x".join(map(str, g.domain)) or "scalar"
-        return L.Kernel(f"k{number}_{ops}_{shape}", list(self.used), body, list(self.fused),
+        return L.Kernel(kernel_name(g, group_nodes(self.s, g)), list(self.used), body, list(self.fused),
                         len(self.s.params))
 
     def _loop(self, g: Group) -> list:
@@ -552,13 +576,16 @@ def _wrap(body: list, loop_vars: list, role: str) -> list:
 
 
 def schedule(targets: list[Node], inputs: list[Node], params: list[Node],
-             required: int | None = None) -> Schedule:
+             required: int | None = None, trace: bool = False) -> Schedule:
     """Fuse the graph that computes `targets` into loop kernels.
 
     Targets after the first `required` are optional (values live tensors hold): they are
     stored only where a kernel computes them anyway, and their output is None otherwise.
+    trace=True records each decision and its reason in `Schedule.trace` (debugging only:
+    the trace holds graph nodes).
     """
-    s = _Scheduler(targets, inputs, params, len(targets) if required is None else required)
+    record = FusionTrace() if trace else None
+    s = _Scheduler(targets, inputs, params, len(targets) if required is None else required, record)
     s.run()
     bufs: dict[int, L.Buf] = {}
     table: list[L.Buf] = []
@@ -589,4 +616,8 @@ def schedule(targets: list[Node], inputs: list[Node], params: list[Node],
     param_slot = {p.id: i for i, p in enumerate(params)}
     em = _Emitter(s, bufs, param_slot)
     kernels = [em.kernel(g, i) for i, g in enumerate(s.groups)]
-    return Schedule(kernels, table, inputs, params, outputs)
+    unique_names(kernels)
+    if record is not None:
+        record.roots, record.order, record.groups = s.roots, s.order, s.groups
+        record.mat, record.loaded, record.bufs = s.mat, s.loaded, bufs
+    return Schedule(kernels, table, inputs, params, outputs, record)

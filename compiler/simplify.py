@@ -8,6 +8,7 @@ Leaves (realized inputs, params, consts) are kept as they are.
 from __future__ import annotations
 
 from .graph import Node
+from .graph import _ids as graph_ids
 from .ops import OPS, IREmitter, make
 
 # Views whose index rewrite is a reshape, permute, slice or select under another name.
@@ -68,6 +69,15 @@ def simplify(targets: list[Node]) -> list[Node]:
                 return fold_view(make("reshape", (src.srcs[0],), {"shape": node.shape}))
         return intern(node)
 
+    first_new = next(graph_ids)  # nodes made from here on are this call's own
+
+    def inherit(new: Node, old: Node) -> Node:
+        # A node made here stands for `old`: it keeps the user's source line and the backward
+        # mark, for dumps (nodes of the input graph are never touched).
+        if new.id >= first_new and new.loc is None:
+            new.loc, new.backward = old.loc, old.backward
+        return new
+
     def visit(root: Node) -> Node:
         stack = [(root, False)]
         while stack:
@@ -81,7 +91,7 @@ def simplify(targets: list[Node]) -> list[Node]:
                 stack.append((node, True))
                 stack.extend((s, False) for s in node.srcs if s.id not in memo)
                 continue
-            memo[node.id] = rebuild(node, tuple(memo[s.id] for s in node.srcs))
+            memo[node.id] = inherit(rebuild(node, tuple(memo[s.id] for s in node.srcs)), node)
         return memo[root.id]
 
     return [visit(t) for t in targets]
