@@ -75,7 +75,7 @@ class Program:
             table[i] = buf
             addrs[i] = buf.addr
         for slot, shape, dtype in self._fresh:
-            buf = Buffer(np.empty(shape, dtype))
+            buf = Buffer.allocate(shape, dtype)
             table[slot] = buf
             addrs[slot] = buf.addr
         packed = _pack(params, self._param_kinds)
