@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 # Why a value gets a buffer (or a kernel of its own).
 MATERIALIZED = {
     "output": "output needed by the user",
-    "live": "a live tensor holds it (stored if a kernel computes it anyway)",
+    "live": "a live tensor holds it, and this kernel computes it anyway",
     "reduction": "reduction: its result is complete only after the whole reduced loop",
     "matmul": "matmul: a kernel template of its own",
     "scatter": "scatter: a loop nest of its own (writes at run-time positions)",

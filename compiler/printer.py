@@ -110,6 +110,20 @@ def topo_order(roots: list[Node], stop=lambda n: False) -> list[Node]:
     return order
 
 
+def inherited_marks(order: list[Node]) -> dict:
+    """node id -> (loc, backward) of a consumer, for nodes made without a source location
+    (the parts of a decomposed op, like the `sum` of a `mean`): they were written there too."""
+    marks: dict = {}
+    for n in reversed(order):  # consumers come after their sources
+        mark = (n.loc, n.backward) if n.loc is not None else marks.get(n.id)
+        if mark is None:
+            continue
+        for s in n.srcs:
+            if s.loc is None and s.id not in marks and s.srcs:
+                marks[s.id] = mark
+    return marks
+
+
 class FunctionPrinter:
     """One `func.func` computing `results` from its arguments.
 
@@ -120,12 +134,15 @@ class FunctionPrinter:
     """
 
     def __init__(self, module: MlirModule, name: str, results: list[Node], args: dict,
-                 mark_backward: bool = True) -> None:
+                 mark_backward: bool = True, destinations: list | None = None) -> None:
         self.module = module
         self.name = name
         self.results = results
         self.args = args
         self.mark_backward = mark_backward
+        # Destination-passing style (for MLIR's own lowering): per result, the name of an
+        # output tensor argument it is copied into, or None to leave it out.
+        self.destinations = destinations
         self.names: dict[int, str] = {}  # node id -> SSA name of its tensor (or scalar arg)
         self.used_args: set[int] = set()
         self.lines: list[str] = []
@@ -135,18 +152,46 @@ class FunctionPrinter:
 
     # -- driving ------------------------------------------------------------------
     def build(self) -> dict:
-        self.emit_all(self.results)
+        self.marks = inherited_marks(topo_order(self.results))
+        # Forward results first: the function then reads top to bottom like the user's script.
+        self.emit_all(sorted(self.results, key=lambda r: r.backward))
         values = [self.tensor(r) for r in self.results]
         types = [tensor_type(r) for r in self.results]
         signature = [(key, f"{name}: {ty}") for nid, (name, ty, key) in self.args.items()
                      if nid in self.used_args]
-        params = ", ".join(text for _, text in sorted(signature))
+        if self.destinations is not None:
+            values, types = self._copy_out(values, signature)
+        self.signature = sorted(signature)  # (sort key, "name: type"): the argument order
+        params = ", ".join(text for _, text in self.signature)
         ret_types = types[0] if len(types) == 1 else f"({', '.join(types)})"
         head = f"  func.func @{self.name}({params}) -> {ret_types} {{" if types else \
             f"  func.func @{self.name}({params}) {{"
         tail = f"    return {', '.join(values)} : {', '.join(types)}" if types else "    return"
         self.module.functions.append("\n".join([head, *self.lines, tail, "  }"]))
         return self.names
+
+    def _copy_out(self, values: list, signature: list) -> tuple[list, list]:
+        """Copy each result into its output argument; those copies are the results."""
+        out_values, out_types = [], []
+        for k, (r, value, dest) in enumerate(zip(self.results, values, self.destinations)):
+            if dest is None:
+                continue
+            ty = tensor_type(r)
+            signature.append(((3, k), f"{dest}: {ty}"))
+            ident = self.module.map(len(r.shape), [f"d{i}" for i in range(len(r.shape))])
+            par = ", ".join(['"parallel"'] * len(r.shape))
+            copy = f"%r{k}"
+            elem = mlir_type(r.dtype)
+            self.lines += [
+                f"    {copy} = linalg.generic {{indexing_maps = [{ident}, {ident}], "
+                f"iterator_types = [{par}]}}"
+                f" ins({value} : {ty}) outs({dest} : {ty}) {{",
+                f"    ^bb0(%a0: {elem}, %out: {elem}):",
+                f"      linalg.yield %a0 : {elem}",
+                f"    }} -> {ty}"]
+            out_values.append(copy)
+            out_types.append(ty)
+        return out_values, out_types
 
     def emit_all(self, roots: list[Node]) -> None:
         for n in topo_order(roots, stop=lambda n: n.id in self.names or n.id in self.args):
@@ -159,14 +204,17 @@ class FunctionPrinter:
         return name
 
     def loc_of(self, node: Node) -> str:
-        pos = position(node.loc)
+        pos = position(node.loc if node.loc is not None else self.marks.get(node.id, (None, False))[0])
         if pos is not None and pos[:2] != self.last_line:
             self.lines.append(f"    // {comment(pos)}")
             self.last_line = pos[:2]
         return self.module.locs.ref(pos)
 
+    def is_backward(self, node: Node) -> bool:
+        return node.backward or (node.loc is None and self.marks.get(node.id, (None, False))[1])
+
     def backward_attr(self, node: Node) -> str:
-        return "llgrad.backward" if self.mark_backward and node.backward else ""
+        return "llgrad.backward" if self.mark_backward and self.is_backward(node) else ""
 
     # -- operands -------------------------------------------------------------------
     def scalar_leaf(self, node: Node) -> bool:

@@ -1,8 +1,23 @@
-"""Looking inside: the compiled program (kernels, stages) that computes some tensors."""
+"""Looking inside: every compiler stage of the programs that compute some tensors.
+
+    llgrad.debug.dump(out, stage="kernels")          # the program that would compute `out`
+    llgrad.debug.dump(step, x, stage="all")          # every program `step(x)` runs
+    with llgrad.debug.dumping("all", dir="dumps"):   # like LLGRAD_DUMP=all LLGRAD_DUMP_DIR=dumps
+        step(x)
+    print(llgrad.debug.explain(step, x))             # kernels, what each fused, why boundaries are there
+    llgrad.debug.to_dot(out)                         # Graphviz: the graph, kernels as clusters
+
+Stages: forward, backward, optimized (tensor-level MLIR), kernels (loop-level
+MLIR), llvm, llvm-opt, asm (see llgrad/runtime/dump.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 from llgrad.compiler.printer import format_graph
+from llgrad.runtime import dump as _dump
 from llgrad.runtime.executor import last_program, lookup
 
 from .tensor import Tensor
@@ -22,7 +37,7 @@ def kernels(*tensors: Tensor) -> list[str]:
 
 
 def graph_text(*tensors: Tensor, name: str = "graph") -> str:
-    """The pending graph IR that computes `tensors`, as text."""
+    """The pending graph IR that computes `tensors`, as an MLIR module (tensor level)."""
     return format_graph([t._node for t in tensors], name)
 
 
@@ -39,4 +54,115 @@ def trace_grad(output: Tensor, inputs) -> list[Tensor]:
     return [capture[edge_of(t)] for t in inputs]
 
 
-__all__ = ["program", "kernels", "last_program", "graph_text", "trace_grad"]
+# -- the programs of a tensor or of a function call ---------------------------------------------------
+
+def _tensors_in(value) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors_in(v)]
+    return []
+
+
+def _each_program(fn_or_tensor, args: tuple, visit: Callable) -> list:
+    """visit(program, outputs, inputs, params, required) for each program involved; their results.
+
+    A tensor (or a list of them): the program that would compute it now (compiled, not run).
+    A function: called with `args`; every program it runs is visited before it runs, and the
+    pending tensors it returns are computed too.
+    """
+    found: list = []
+    tensors = _tensors_in(fn_or_tensor)
+    if tensors or not callable(fn_or_tensor):
+        nodes = list(dict.fromkeys(t._node for t in tensors if t._node.buffer is None))
+        if not nodes:
+            raise ValueError("nothing to show: these tensors are already computed (pass a function "
+                             "and its arguments to see the programs it runs)")
+        prog, inputs, params, outputs = lookup(nodes)
+        return [visit(prog, outputs, inputs, params, len(nodes))]
+
+    def watch(prog, outputs, inputs, params, required) -> None:
+        found.append(visit(prog, outputs, inputs, params, required))
+
+    _dump.observe(watch)
+    try:
+        result = fn_or_tensor(*args)
+        pending = [t._node for t in _tensors_in(result) if t._node.buffer is None]
+        if pending:
+            from llgrad.runtime import realize
+
+            realize(pending)
+    finally:
+        _dump.unobserve(watch)
+    return found
+
+
+def dump(fn_or_tensor, *args, stage="kernels") -> str:
+    """The text of `stage` (a name, several comma-separated, or "all") of each program involved.
+
+    dump(out, stage="optimized") shows the program that would compute `out`;
+    dump(step, x, stage="asm") runs step(x) and shows every program it ran.
+    """
+    stages = _dump.parse_stages(stage)
+
+    def visit(prog, outputs, inputs, params, required) -> str:
+        return "\n".join(_dump.render(s, prog, outputs, inputs, params, required=required) for s in stages)
+
+    return "\n".join(_each_program(fn_or_tensor, args, visit))
+
+
+@contextlib.contextmanager
+def dumping(stages="all", dir: str | None = None, stream=None) -> Iterator[None]:
+    """Dump the given stages of every program compiled inside the block.
+
+    To `dir` (one file per stage per program: <hash>.forward.mlir, <hash>.llvm.ll, <hash>.s, ...)
+    or printed to `stream` (default stderr). Programs already in the cache are not compiled
+    again, so they are not dumped: use dump(fn, *args) to see those.
+    """
+    config = _dump.Config(_dump.parse_stages(stages), dir, stream)
+    _dump.push(config)
+    try:
+        yield
+    finally:
+        _dump.pop(config)
+
+
+def _traced(prog, outputs, inputs, params, required):
+    from llgrad.compiler.schedule import schedule
+
+    sched = schedule(outputs, inputs, params, required=required, trace=True)
+    return sched
+
+
+def explain(fn_or_tensor, *args) -> str:
+    """The kernels of each program involved, the IR ops each fused, and why each boundary is there.
+
+    Values are named as in the `optimized` dump. The reasons are those the scheduler recorded
+    while deciding (it is run again, deterministically, with recording on).
+    """
+    from llgrad.compiler.explain import explain_text
+
+    def visit(prog, outputs, inputs, params, required) -> str:
+        sched = _traced(prog, outputs, inputs, params, required)
+        backend = getattr(prog, "backend", "llgrad")
+        note = f" (lowered by the {backend} backend; llgrad's fusion shown)" if backend != "llgrad" else ""
+        return explain_text(sched.trace, sched.kernels, inputs, params, title=f"program {prog.name}{note}:")
+
+    return "\n".join(_each_program(fn_or_tensor, args, visit))
+
+
+def to_dot(fn_or_tensor, *args) -> str:
+    """Graphviz DOT of each program's optimized graph, one cluster per kernel (render with `dot -Tsvg`)."""
+    from llgrad.compiler.explain import to_dot as dot
+
+    def visit(prog, outputs, inputs, params, required) -> str:
+        sched = _traced(prog, outputs, inputs, params, required)
+        return dot(sched.trace, sched.kernels, inputs, params, name=prog.name)
+
+    return "\n".join(_each_program(fn_or_tensor, args, visit))
+
+
+__all__ = ["program", "kernels", "last_program", "graph_text", "trace_grad", "dump", "dumping",
+           "explain", "to_dot"]

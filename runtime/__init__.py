@@ -1,5 +1,6 @@
 """llgrad.runtime: compiles graphs to native programs, caches them, and runs them."""
 
 from .executor import realize, reset_stats, stats
+from .mlir_backend import get_backend, set_backend
 
-__all__ = ["realize", "stats", "reset_stats"]
+__all__ = ["realize", "stats", "reset_stats", "set_backend", "get_backend"]

@@ -27,7 +27,7 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
-from . import diskcache
+from . import compile_log, diskcache, dump, mlir_backend  # (issue 5: debugging hooks, MLIR backend)
 from . import program as _program
 
 DEFAULT_MAX_PROGRAMS = 256
@@ -49,13 +49,14 @@ def stats() -> dict:
     from memory by the LRU bound; cached_programs: programs in memory now.
     """
     with _lock:
-        return dict(_stats, cached_programs=len(_programs))
+        return dict(_stats, cached_programs=len(_programs), compile_reasons=compile_log.counts())
 
 
 def reset_stats() -> None:
     with _lock:
         for k in _stats:
             _stats[k] = 0.0 if isinstance(_stats[k], float) else 0
+    compile_log.reset()
 
 
 def clear_memory_cache() -> None:
@@ -96,6 +97,7 @@ def lookup(targets: list[Node]):
         with _lock:
             outputs = targets + _live_intermediates(targets)
             key, inputs, params = canonicalize(outputs)
+            key = mlir_backend.tag(key)  # programs of the two backends never mix
             prog = _programs.get(key)
             if prog is not None:
                 _programs.move_to_end(key)
@@ -118,10 +120,11 @@ def lookup(targets: list[Node]):
         waiting.wait()  # another thread builds this program: use theirs
     if prog is not None:
         del evicted  # outside the lock: freeing code takes LLVM's lock
+        compile_log.on_program(key, prog, outputs, inputs, params, len(targets))  # LLGRAD_LOG, LLGRAD_DUMP
         return prog, inputs, params, outputs
     evicted = []
     try:
-        prog = _program.build(sched, _symbol(key))
+        prog = mlir_backend.build(sched, _symbol(key), outputs, inputs, params)
         if disk is not None:
             disk.put(text, prog.plan, prog.object_code)
     finally:
@@ -133,6 +136,7 @@ def lookup(targets: list[Node]):
             del _building[key]
         done.set()
     del evicted
+    compile_log.on_program(key, prog, outputs, inputs, params, len(targets))  # LLGRAD_LOG/DUMP, reasons
     return prog, inputs, params, outputs
 
 
@@ -201,6 +205,8 @@ def realize(nodes: list[Node]) -> None:
     if not targets:
         return
     prog, inputs, params, outputs = lookup(targets)
+    if dump.observing():  # llgrad.debug.dump/explain of a function: sees each program it runs
+        dump.on_run(prog, outputs, inputs, params, len(targets))
     results = prog.run([n.buffer for n in inputs], [p.value for p in params])
     with _lock:
         _stats["runs"] += 1
