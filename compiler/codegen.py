@@ -152,14 +152,15 @@ class _KernelCodegen:
     def __init__(self, module: ir.Module, kernel: L.Kernel, name: str) -> None:
         self.module = module
         self.kernel = kernel
-        args = [PTR] * (len(kernel.bufs) + 1)
+        # (buffers..., params, thread id, thread count)
+        args = [PTR] * (len(kernel.bufs) + 1) + [I64, I64]
         self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
         self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
-        for a in self.fn.args[:-1]:
+        for a in self.fn.args[:len(kernel.bufs)]:
             a.add_attribute("noalias")
         self.ptr = {id(bf): arg for bf, arg in zip(kernel.bufs, self.fn.args)}
-        self.params = self.fn.args[-1]
+        self.params, self.tid, self.nthreads = self.fn.args[len(kernel.bufs):]
         entry = self.fn.append_basic_block("entry")
         self.alloca_builder = ir.IRBuilder(entry)
         body = self.fn.append_basic_block("body")
@@ -170,7 +171,18 @@ class _KernelCodegen:
         self.accs: dict[int, tuple] = {}
 
     def build(self) -> ir.Function:
-        self.block(self.kernel.body)
+        body = self.kernel.body
+        if len(body) == 1 and isinstance(body[0], L.Loop) and body[0].role == "parallel":
+            self.loop(body[0], split=True)  # each thread takes a contiguous share of the outer loop
+        else:
+            # Anything else runs on thread 0 alone; the others go straight to the barrier.
+            run = self.fn.append_basic_block("thread0")
+            done = self.fn.append_basic_block("done")
+            self.b.cbranch(self.b.icmp_signed("==", self.tid, ir.Constant(I64, 0)), run, done)
+            self.b.position_at_end(run)
+            self.block(body)
+            self.b.branch(done)
+            self.b.position_at_end(done)
         self.b.ret_void()
         self.alloca_builder.branch(self.fn.blocks[1])
         return self.fn
@@ -189,24 +201,31 @@ class _KernelCodegen:
             else:  # pragma: no cover
                 raise TypeError(s)
 
-    def loop(self, s: L.Loop) -> None:
+    def loop(self, s: L.Loop, split: bool = False) -> None:
         if s.var.extent <= 0:  # the loop below tests at the bottom: empty loops must not be entered
             return
         b = self.b
-        pre = b.block
+        extent = ir.Constant(I64, s.var.extent)
+        lo, hi = ir.Constant(I64, 0), extent
         header = self.fn.append_basic_block(f"{s.var.name}.loop")
         exit_ = self.fn.append_basic_block(f"{s.var.name}.exit")
-        b.branch(header)
+        if split:  # [extent*tid/n, extent*(tid+1)/n)
+            lo = b.udiv(b.mul(extent, self.tid), self.nthreads)
+            hi = b.udiv(b.mul(extent, b.add(self.tid, ir.Constant(I64, 1))), self.nthreads)
+            b.cbranch(b.icmp_signed("<", lo, hi), header, exit_)
+        else:
+            b.branch(header)
+        pre = b.block
         b.position_at_end(header)
         i = b.phi(I64, name=s.var.name)
-        i.add_incoming(ir.Constant(I64, 0), pre)
+        i.add_incoming(lo, pre)
         self.loop_vars[s.var] = i
         self.scope = _Scope(self.scope)
         self.block(s.body)
         self.scope = self.scope.parent
         nxt = b.add(i, ir.Constant(I64, 1), flags=["nuw", "nsw"])
         i.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, s.var.extent)), header, exit_)
+        b.cbranch(b.icmp_signed("<", nxt, hi), header, exit_)
         b.position_at_end(exit_)
         del self.loop_vars[s.var]
 
@@ -373,22 +392,64 @@ class _KernelCodegen:
         raise TypeError(v)  # pragma: no cover
 
 
+def _barrier(module: ir.Module) -> ir.Function:
+    """A sense-reversing spin barrier: state = [arrived count, release flag] (two i64)."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64, PTR]), "llgrad_barrier")
+    fn.linkage = "internal"
+    state, n, sense_slot = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    sense = b.xor(b.load(sense_slot, typ=I64), ir.Constant(I64, 1))
+    b.store(sense, sense_slot)
+    flag = b.gep(state, [ir.Constant(I64, 1)], source_etype=I64)
+    arrived = b.atomic_rmw("add", state, ir.Constant(I64, 1), "acq_rel")
+    release, wait, done = (fn.append_basic_block(x) for x in ("release", "wait", "done"))
+    b.cbranch(b.icmp_signed("==", arrived, b.sub(n, ir.Constant(I64, 1))), release, wait)
+    b.position_at_end(release)
+    # (atomic exchanges: llvmlite's store_atomic cannot take opaque pointers)
+    b.atomic_rmw("xchg", state, ir.Constant(I64, 0), "monotonic")
+    b.atomic_rmw("xchg", flag, sense, "release")
+    b.branch(done)
+    b.position_at_end(wait)
+    seen = b.load_atomic(flag, "acquire", 8, typ=I64)
+    b.cbranch(b.icmp_signed("==", seen, sense), done, wait)
+    b.position_at_end(done)
+    b.ret_void()
+    return fn
+
+
 def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
-    """The LLVM module of a program: its kernels and `void <name>(ptr bufs, ptr params)`."""
+    """The LLVM module of a program, with two entry points:
+
+    `void <name>_mt(ptr bufs, ptr params, i64 tid, i64 nthreads, ptr barrier)`, run by every
+    thread with its id (kernels split their outer loops; a barrier separates kernels), and
+    `void <name>(ptr bufs, ptr params)`, the same on one thread.
+    """
     module = ir.Module(name=name)
     fns = [_KernelCodegen(module, k, f"{name}_{k.name}").build() for k in kernels]
-    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
-    entry.attributes.add("nounwind")
-    b = ir.IRBuilder(entry.append_basic_block("entry"))
-    bufs, params = entry.args
+    barrier = _barrier(module)
+    mt = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64, PTR]), name + "_mt")
+    mt.attributes.add("nounwind")
+    b = ir.IRBuilder(mt.append_basic_block("entry"))
+    bufs, params, tid, nthreads, state = mt.args
+    sense = b.alloca(I64, name="sense")
+    b.store(ir.Constant(I64, 0), sense)
+    parallel = b.icmp_signed(">", nthreads, ir.Constant(I64, 1))
     loaded: dict[int, ir.Value] = {}
-    for k, fn in zip(kernels, fns):
+    for number, (k, fn) in enumerate(zip(kernels, fns)):
         args = []
         for buf in k.bufs:
             if buf.slot not in loaded:
                 slot = b.gep(bufs, [ir.Constant(I64, buf.slot)], inbounds=True, source_etype=PTR)
                 loaded[buf.slot] = b.load(slot, typ=PTR)
             args.append(loaded[buf.slot])
-        b.call(fn, args + [params])
+        b.call(fn, args + [params, tid, nthreads])
+        if number + 1 < len(kernels):  # the next kernel may read what this one wrote
+            with b.if_then(parallel):
+                b.call(barrier, [state, nthreads, sense])
+    b.ret_void()
+    single = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
+    single.attributes.add("nounwind")
+    b = ir.IRBuilder(single.append_basic_block("entry"))
+    b.call(mt, [*single.args, ir.Constant(I64, 0), ir.Constant(I64, 1), ir.Constant(PTR, None)])
     b.ret_void()
     return module

@@ -174,6 +174,21 @@ class Kernel:
     params: int = 0  # number of run-time scalar slots of the program
 
 
+def iterations(k: Kernel) -> int:
+    """How many innermost loop iterations a kernel runs: its work, roughly."""
+
+    def count(stmts) -> int:
+        total = 0
+        for s in stmts:
+            if isinstance(s, Loop):
+                total += s.var.extent * max(count(s.body), 1)
+            else:
+                total += 1
+        return total
+
+    return count(k.body)
+
+
 # -- printing -----------------------------------------------------------------------
 
 def format_kernel(k: Kernel) -> str:

@@ -69,6 +69,18 @@ class _JIT:
             raise RuntimeError(f"llgrad: compiled program has no symbol {symbol}")
         return addr, tracker
 
+    def load_many(self, obj: bytes, symbols: list[str]) -> tuple[dict, object]:
+        """Like `load`, for several exported symbols: ({symbol: address}, tracker)."""
+        builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+        for s in symbols:
+            builder.export_symbol(s)
+        tracker = builder.link(self.lljit, f"llgrad_lib{next(self._names)}")
+        addrs = {s: tracker[s] for s in symbols}
+        missing = [s for s, a in addrs.items() if not a]
+        if missing:
+            raise RuntimeError(f"llgrad: compiled program has no symbol {missing[0]}")
+        return addrs, tracker
+
 
 def jit() -> _JIT:
     global _jit

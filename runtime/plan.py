@@ -35,6 +35,10 @@ class Plan:
     param_floats: tuple[bool, ...]  # per run-time scalar: passed as a double (else int64)
     kernels: tuple[str, ...] = ()
     kernel_text: str = ""
+    # Whether `<symbol>_mt` (the multithreaded entry) exists, and the program's loop
+    # iterations, which decide whether a run is worth splitting across threads.
+    threaded: bool = False
+    work: int = 0
 
     @classmethod
     def from_schedule(cls, schedule: Schedule, symbol: str) -> Plan:
@@ -45,6 +49,8 @@ class Plan:
             param_floats=tuple(p.dtype.is_floating_point for p in schedule.params),
             kernels=tuple(k.name for k in schedule.kernels),
             kernel_text="\n\n".join(L.format_kernel(k) for k in schedule.kernels),
+            threaded=True,
+            work=sum(L.iterations(k) for k in schedule.kernels),
         )
 
     def to_json(self) -> dict:
@@ -55,6 +61,8 @@ class Plan:
             "param_floats": list(self.param_floats),
             "kernels": list(self.kernels),
             "kernel_text": self.kernel_text,
+            "threaded": self.threaded,
+            "work": self.work,
         }
 
     @classmethod
@@ -83,9 +91,12 @@ class Plan:
             symbol, text = data["symbol"], data["kernel_text"]
             if not isinstance(symbol, str) or not symbol.isidentifier() or not isinstance(text, str):
                 raise ValueError("bad symbol")
+            threaded, work = data.get("threaded", False), data.get("work", 0)
+            if not isinstance(threaded, bool) or not _is_int(work) or work < 0:
+                raise ValueError("bad threading info")
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed plan: {e!r}") from None
-        return cls(symbol, tuple(bufs), outputs, floats, kernels, text)
+        return cls(symbol, tuple(bufs), outputs, floats, kernels, text, threaded, work)
 
     def schedule(self) -> Schedule:
         """A schedule holding this plan's buffer table; kernels appear by name only.

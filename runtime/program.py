@@ -24,8 +24,12 @@ from llgrad.compiler.schedule import Schedule
 from .buffer import Buffer
 from .jit import jit
 from .plan import Plan
+from .threads import PARALLEL_MIN_WORK, pool
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+# (buffers, params, thread id, thread count, barrier state)
+_ENTRY_MT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_void_p)
 
 
 class Program:
@@ -44,8 +48,13 @@ class Program:
         # The loop IR when compiled here; from disk, the buffer table and kernel names only.
         self.schedule = schedule if schedule is not None else plan.schedule()
         self.stages = {"kernels": plan.kernel_text}  # text of each compiler stage, for dumps
-        addr, self._tracker = jit().load(object_code, plan.symbol)
-        self._fn = _ENTRY(addr)
+        if plan.threaded:
+            addrs, self._tracker = jit().load_many(object_code, [plan.symbol, plan.symbol + "_mt"])
+            self._fn = _ENTRY(addrs[plan.symbol])
+            self._fn_mt = _ENTRY_MT(addrs[plan.symbol + "_mt"]) if plan.work >= PARALLEL_MIN_WORK else None
+        else:
+            addr, self._tracker = jit().load(object_code, plan.symbol)
+            self._fn, self._fn_mt = _ENTRY(addr), None
         self._n_bufs = len(plan.bufs)
         self._fresh = [(b.slot, b.shape, np.dtype(b.dtype))
                        for b in plan.bufs if b.role != "in"]
@@ -79,7 +88,10 @@ class Program:
             table[slot] = buf
             addrs[slot] = buf.addr
         packed = _pack(params, self._param_kinds)
-        self._fn(addrs, packed.ctypes.data if packed is not None else None)
+        pdata = packed.ctypes.data if packed is not None else None
+        workers = pool() if self._fn_mt is not None else None
+        if workers is None or not workers.run(self._fn_mt, addrs, pdata):
+            self._fn(addrs, pdata)
         return [table[slot] if slot >= 0 else None for slot in self._outputs]
 
 

@@ -1,0 +1,44 @@
+"""Programs split across cores compute exactly what one thread computes."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import llgrad
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np, llgrad
+    rng = np.random.default_rng(0)
+    x = llgrad.tensor(rng.standard_normal((512, 384)).astype(np.float32), requires_grad=True)
+    w = llgrad.tensor(rng.standard_normal((384, 256)).astype(np.float32), requires_grad=True)
+    h = (x @ w).tanh()
+    loss = (h.log_softmax(1) * h).sum(1).mean() + (x * x.sigmoid()).sum() * 1e-3
+    loss.backward()
+    prog = llgrad.debug.last_program()
+    np.save("{out}", np.concatenate([x.grad.numpy().ravel(), w.grad.numpy().ravel(), [loss.item()]]))
+    print(prog.plan.work, prog._fn_mt is not None)
+""")
+
+
+def _run(tmp_path, threads: int) -> np.ndarray:
+    out = tmp_path / f"t{threads}.npy"
+    env = dict(os.environ, LLGRAD_NUM_THREADS=str(threads), LLGRAD_CACHE="0")
+    res = subprocess.run([sys.executable, "-c", SCRIPT.format(out=out)], env=env, capture_output=True,
+                         text=True, check=True)
+    work, threaded = res.stdout.split()
+    assert threaded == "True" and int(work) > 0
+    return np.load(out)
+
+
+def test_two_threads_match_one_thread(tmp_path):
+    one, two = _run(tmp_path, 1), _run(tmp_path, 2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_small_programs_stay_on_the_calling_thread():
+    (llgrad.ones(3) * 2).sum().item()
+    prog = llgrad.debug.last_program()
+    assert prog._fn_mt is None  # below the measured threshold: no hand-off to a worker
