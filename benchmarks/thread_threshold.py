@@ -14,9 +14,8 @@ import ctypes
 import statistics
 import time
 
-import numpy as np
-
 import llgrad
+import numpy as np
 from llgrad.runtime.threads import pool
 
 
@@ -25,7 +24,7 @@ def main() -> None:
     if workers is None:
         print("one core: nothing to measure")
         return
-    print(f"{'iterations':>10s} {'1 thread us':>12s} {'{} threads us'.format(workers.n):>12s} {'speedup':>8s}")
+    print(f"{'iterations':>10s} {'1 thread us':>12s} {f'{workers.n} threads us':>12s} {'speedup':>8s}")
     for log in range(10, 22):
         n = 1 << log
         x = llgrad.rand(n)

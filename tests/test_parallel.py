@@ -5,9 +5,8 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-
 import llgrad
+import numpy as np
 
 SCRIPT = textwrap.dedent("""
     import numpy as np, llgrad
