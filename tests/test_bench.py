@@ -8,6 +8,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import llgrad
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from llgrad import bench
 from llgrad.bench import machine, report, run
 from llgrad.bench.core import Side, Workload, relative_error
-from llgrad.bench.workloads import WORKLOADS
+from llgrad.bench.workloads import WORKLOADS, common
 
 # torch.compile (20-30 s per graph cold) and jax are left out to keep this fast.
 SKIP = "torch.compile,jax.jit"
@@ -169,3 +170,19 @@ def test_console_script_is_declared():
     pyproject = (pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert 'llgrad-bench = "llgrad.bench:main"' in pyproject
     assert '"llgrad.bench"' in pyproject and '"llgrad.bench.workloads"' in pyproject
+
+
+def test_llgrad_side_switches_to_nn_functional_when_it_has_the_op(monkeypatch):
+    calls = []
+    fake = types.ModuleType("llgrad.nn.functional")
+    fake.cross_entropy = lambda logits, targets: calls.append(targets.dtype) or logits.sum()
+    monkeypatch.setitem(sys.modules, "llgrad.nn.functional", fake)
+    loss_fn = common.LlgradCrossEntropy(np.array([0, 2]), 3)
+    assert loss_fn.note == "llgrad.nn.functional.cross_entropy"
+    loss_fn(llgrad.ones(2, 3))
+    assert calls == [llgrad.int64]
+    monkeypatch.setattr(common, "USE_FUNCTIONAL", False)  # --llgrad-composite
+    composite = common.LlgradCrossEntropy(np.array([0, 2]), 3)
+    assert composite.note.startswith("composite")
+    want = np.log(3.0)  # uniform logits: -log(1/3)
+    assert composite(llgrad.ones(2, 3)).item() == pytest.approx(want, rel=1e-6)

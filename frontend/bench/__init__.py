@@ -33,7 +33,8 @@ def _names(text: str, known, what: str, parser: argparse.ArgumentParser) -> list
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llgrad-bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="llgrad-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(WORKLOADS),
                         help=f"comma-separated workloads (default: all of {', '.join(WORKLOADS)})")
     parser.add_argument("--skip", default="", help=f"comma-separated peers to leave out: {', '.join(PEERS)}")

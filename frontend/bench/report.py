@@ -145,6 +145,7 @@ def plot(run: dict, path: str) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError:
         return "matplotlib is not installed (pip install 'llgrad[bench]')"
     rows = [r for r in run["results"] if any("median_ms" in s for s in r["sides"].values())]
@@ -160,6 +161,8 @@ def plot(run: dict, path: str) -> str | None:
         ax.bar(names, speedups, color=colors)
         ax.axhline(1.0, color="gray", linewidth=0.8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_title(row["workload"])
         ax.set_ylabel(f"speedup vs {row['reference']}")
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
