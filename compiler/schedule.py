@@ -17,15 +17,17 @@ after everything they read (checked with symbolic indices).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import loopir as L
 from .dtypes import bool_, float64, int64
 from .fusion_trace import FusionTrace, group_nodes, kernel_name, unique_names
 from .graph import Node
-from .index import Sym, Var, linearize
+from .index import Sym, Var, delinearize, linearize
 from .ops import OPS
 from .ops.reduce import axes as reduce_axes
+from .parallel import split_reductions
 from .simplify import simplify
 
 
@@ -40,8 +42,27 @@ class Group:
     node: Node | None = None  # the matmul node
 
     def __post_init__(self):
-        self.vars = tuple(Var(f"i{a}", n) for a, n in enumerate(self.domain))
+        self.set_domain(self.domain, self.axes)
+
+    def set_domain(self, domain: tuple, axes: tuple) -> None:
+        self.domain, self.axes = domain, axes
+        self.vars = tuple(Var(f"i{a}", n) for a, n in enumerate(domain))
         self.full = tuple(Sym.var(v) for v in self.vars)
+
+    def only_stores(self) -> bool:
+        return not self.axes and all(not p["reduce"] and not p["post"] for p in self.phases)
+
+    def index_of(self, shape: tuple) -> tuple | None:
+        """Index of a value of `shape` at the current point of the whole domain: the domain's
+        own, or the same elements in another shape when that needs no division (a flat view)."""
+        if shape == self.domain:
+            return self.full
+        if math.prod(shape) != math.prod(self.domain):
+            return None
+        idx = delinearize(linearize(self.full, self.domain), shape)
+        if any(not isinstance(atom, Var) for i in idx for atom, _ in i.terms):
+            return None
+        return idx
 
     def outer_index(self, shape: tuple) -> tuple | None:
         """Index of a value of `shape` at the current outer point, if it has an outer shape."""
@@ -112,7 +133,7 @@ def view_root(node: Node) -> Node:
 
 class _Scheduler:
     def __init__(self, targets, inputs, params, required, trace: FusionTrace | None = None):
-        self.roots = simplify(targets)
+        self.roots = split_reductions(simplify(targets))
         self.inputs = inputs
         self.params = params
         self.order = _topo(self.roots)
@@ -248,29 +269,42 @@ class _Scheduler:
         self.producer[m.id] = g
         self.loaded.update(d.id for d, _ in reads if self.producer.get(d.id) is not g)
 
+    def _redomain(self, g: Group, domain: tuple) -> bool:
+        """Let an elementwise group iterate `domain` instead (same elements, e.g. the (parts, n/parts)
+        view a split reduction reads), if every value it stores still has a division-free index."""
+        if not g.only_stores() or math.prod(domain) != math.prod(g.domain):
+            return False
+        old = g.domain
+        g.set_domain(domain, ())
+        if all(g.index_of(n.shape) is not None for p in g.phases for n in p["store"]):
+            return True
+        g.set_domain(old, ())
+        return False
+
     def place(self, m: Node, g: Group):
         """(phase, role, reads) if `m` can join group `g`, else None."""
         if m.op.kind == "reduce":
             domain, ax = m.srcs[0].shape, reduce_axes(m)
-            if domain != g.domain:
+            if domain != g.domain and not self._redomain(g, domain):
                 return self._refuse(m, g, "domain", mine=domain, theirs=g.domain)
             if g.axes != ax:
                 trailing = ax == tuple(range(len(domain) - len(ax), len(domain)))
                 upgradable = not g.axes and all(not p["reduce"] and not p["post"] for p in g.phases)
                 if not (trailing and upgradable and ax):
                     return self._refuse(m, g, "axes", mine=ax, theirs=g.axes)
-                g.axes = ax  # only the loop order changes; its stores stay valid
+                g.set_domain(g.domain, ax)  # only the loop order changes; its stores stay valid
                 reads = self.reads(m, g.full)
                 phase = self._phase_after(m, g, reads, post=False)
                 if phase is None:
-                    g.axes = ()
+                    g.set_domain(g.domain, ())
                     return None
                 return phase, "reduce", reads
             reads = self.reads(m, g.full)
             phase = self._phase_after(m, g, reads, post=False)
             return None if phase is None else (phase, "reduce", reads)
-        if m.shape == g.domain:
-            reads = self.reads(m, g.full)
+        full = g.index_of(m.shape)
+        if full is not None:
+            reads = self.reads(m, full)
             phase = self._phase_after(m, g, reads, post=False)
             if phase is not None and phase > 0 and not g.axes:
                 return self._refuse(m, g, "no_reduction_loop")
@@ -307,7 +341,7 @@ class _Scheduler:
             else:  # a full-domain store: readable at the same point
                 if post:
                     return self._refuse(m, g, "post_reads_row", value=d)
-                if idx != g.full:
+                if idx != g.index_of(d.shape):
                     return self._refuse(m, g, "shifted", value=d)
                 phase = max(phase, q)
         if post and phase >= len(g.phases):
@@ -372,7 +406,7 @@ class _Emitter:
         phase, role = g.role[node.id]
         if role == "post":
             return True
-        return role == "store" and phase == self.phase and idx == g.full
+        return role == "store" and phase == self.phase and idx == g.index_of(node.shape)
 
     def define(self, node: Node, idx: tuple) -> L.Value:
         """The value of a node this kernel stores (or accumulates)."""
@@ -472,7 +506,8 @@ class _Emitter:
                                          tuple(g.domain[a] for a in g.axes))
                 inner.append(L.AccUpdate(acc, self.value(src, g.full), position))
             for n in phase["store"]:
-                inner.append(L.Store(self.buf(n), linearize(g.full, n.shape), self.define(n, g.full)))
+                idx = g.index_of(n.shape)
+                inner.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))
             outer_body += _wrap(inner, [g.vars[a] for a in g.axes], "reduce" if g.axes else "parallel")
             for r in phase["reduce"]:
                 if r.id in self.bufs:

@@ -41,3 +41,17 @@ def test_small_programs_stay_on_the_calling_thread():
     (llgrad.ones(3) * 2).sum().item()
     prog = llgrad.debug.last_program()
     assert prog._fn_mt is None  # below the measured threshold: no hand-off to a worker
+
+
+def test_large_full_reduction_is_split_and_fuses_its_same_size_outputs():
+    x = llgrad.rand(1 << 18, requires_grad=True)
+    loss = ((x * 2 + 1).tanh() * x).sum()
+    loss.backward()
+    kernels = llgrad.debug.last_program().kernels
+    # partial sums in an outer loop the threads share (with the gradient stored in the same pass),
+    # then the sum of the partials
+    assert len(kernels) == 2, [k.name for k in kernels]
+    xn = x.detach().numpy().astype(np.float64)
+    t = np.tanh(xn * 2 + 1)
+    np.testing.assert_allclose(loss.item(), (t * xn).sum(), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), t + xn * 2 * (1 - t * t), rtol=1e-5, atol=1e-6)
