@@ -85,8 +85,11 @@ class LocTable:
             return ""
         text = mlir_loc(pos)
         alias = self.aliases.get(text)
-        if alias is None:
-            alias = self.aliases[text] = f"#loc{len(self.aliases)}"
+        if alias is None:  # named after the line, so a reader needs no lookup: loc(#loc12)
+            alias, taken, n = f"#loc{pos[1]}", set(self.aliases.values()), 1
+            while alias in taken:
+                alias, n = f"#loc{pos[1]}_{n}", n + 1
+            self.aliases[text] = alias
         return f" loc({alias})"
 
     def definitions(self) -> list[str]:

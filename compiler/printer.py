@@ -382,14 +382,30 @@ class FunctionPrinter:
                                   f"permutation = [{perm}]{mark}{loc}")
                 self.names[node.id] = out
                 return
+            if node.op.name == "slice":
+                self.extract_slice(node, src)
+                return
             results = [affine(s, dims) for s in sidx]
             if src.shape == node.shape and results == [f"d{k}" for k in range(len(vars_))]:
                 self.names[node.id] = self.tensor(src)  # a view that changes nothing
                 return
-            self.generic(node, [(self.tensor(src), tensor_type(src))], [self.module.map(len(vars_), results)],
-                         [False] * len(vars_), lambda b, block: block[0])
-            return
+            if _map_fits(sidx, src.shape):
+                self.generic(node, [(self.tensor(src), tensor_type(src))],
+                             [self.module.map(len(vars_), results)], [False] * len(vars_),
+                             lambda b, block: block[0])
+                return
         self.generic(node, [], [], [False] * len(vars_), lambda b, block: self._pieces(b, node, reads, vars_))
+
+    def extract_slice(self, node: Node, src: Node) -> None:
+        a = node.attrs
+        rank = len(src.shape)
+        offsets = [a["start"] if k == a["dim"] else 0 for k in range(rank)]
+        strides = [a["step"] if k == a["dim"] else 1 for k in range(rank)]
+        loc = self.loc_of(node)
+        out = self.new_name()
+        self.lines.append(f"    {out} = tensor.extract_slice {self.tensor(src)}{offsets} {list(node.shape)} "
+                          f"{strides} : {tensor_type(src)} to {tensor_type(node)}{loc}")
+        self.names[node.id] = out
 
     def _pieces(self, b: ScalarBuilder, node: Node, reads: list, vars_: tuple) -> str:
         """Reads at computed positions (cat, embed): each inside its window, zero elsewhere."""
@@ -583,6 +599,16 @@ class FunctionPrinter:
         self.lines.append(f"    {out} = func.call @{symbol}({', '.join(args)}){mark} : "
                           f"({', '.join(types)}) -> {ty}{loc}")
         self.names[node.id] = out
+
+
+def _map_fits(sidx: tuple, src_shape: tuple) -> bool:
+    """Whether linalg accepts reading a source of `src_shape` through this indexing map: a result
+    that is a bare loop dim must span the source's whole dim (else use tensor.extract)."""
+    for s, n in zip(sidx, src_shape):
+        if len(s.terms) == 1 and s.const == 0 and isinstance(s.terms[0][0], Var) and s.terms[0][1] == 1:
+            if s.terms[0][0].extent != n:
+                return False
+    return True
 
 
 # -- scalar helpers shared with the loop-level printer -----------------------------------

@@ -174,6 +174,22 @@ def _adapter(name: str, fn: str, ret: str, keys: list, schedule, params: list) -
         "  ret void", "}", ""])
 
 
+_tm: list = []
+
+
+def _fast_target_machine():
+    """The host target at -O0 (FastISel): code generation in milliseconds."""
+    if not _tm:
+        import llvmlite.binding as llvm
+
+        from .jit import jit
+
+        engine = jit()
+        target = llvm.Target.from_default_triple()
+        _tm.append(target.create_target_machine(cpu=engine.cpu, features=engine.features, opt=0, jit=True))
+    return _tm[0]
+
+
 def build_mlir(schedule, name: str, outputs: list, inputs: list, params: list):
     import llvmlite.binding as llvm
 
@@ -196,10 +212,13 @@ def build_mlir(schedule, name: str, outputs: list, inputs: list, params: list):
     full = ir + "\n" + _adapter(name, fn, ret, keys, schedule, params)
     if "target triple" not in full:
         full = f'target triple = "{jit().triple}"\n' + full
-    engine = jit()
-    obj = engine.emit_object(engine.optimize(full))
+    # Unoptimized, fast code generation: this backend checks llgrad's lowering, it does not race
+    # it, and LLVM's optimizer spends seconds on the unfused loop nests MLIR emits.
+    module = llvm.parse_assembly(full)
+    module.verify()
+    obj = _fast_target_machine().emit_object(module)
     seconds = time.perf_counter() - start
-    plan = Plan.from_schedule(schedule, name)
+    plan = dataclasses.replace(Plan.from_schedule(schedule, name), threaded=False)  # one entry point
     kept = dataclasses.replace(schedule, inputs=[], params=[], trace=None)
     prog = Program(plan, obj, schedule=kept, llvm_ir=full, compile_seconds=seconds)
     prog.backend = "mlir"
