@@ -17,6 +17,7 @@ from llvmlite import ir
 from . import loopir as L
 from . import mathlib
 from .dtypes import DType, bool_, float32, float64, int64
+from .gemm import MicroKernel, micro_kernel
 from .index import FloorDiv, Mod, Sym, Var
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -169,6 +170,12 @@ class _KernelCodegen:
         self.scope = _Scope(None)
         self.loop_vars: dict[Var, ir.Value] = {}
         self.accs: dict[int, tuple] = {}
+        for buf in kernel.scratch:  # per-thread scratch: every thread has its own stack
+            slot = self.alloca_builder.alloca(ir.ArrayType(_MEM[buf.dtype.name], math.prod(buf.shape)),
+                                              name=buf.name)
+            slot.align = 64
+            # An opaque pointer like the arguments' (llvmlite types allocas; LLVM folds the round trip).
+            self.ptr[id(buf)] = self.alloca_builder.inttoptr(self.alloca_builder.ptrtoint(slot, I64), PTR)
 
     def build(self) -> ir.Function:
         body = self.kernel.body
@@ -198,6 +205,8 @@ class _KernelCodegen:
                 self.acc_init(s.acc)
             elif isinstance(s, L.AccUpdate):
                 self.acc_update(s)
+            elif isinstance(s, MicroKernel):
+                micro_kernel(self, s)
             else:  # pragma: no cover
                 raise TypeError(s)
 

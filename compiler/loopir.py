@@ -172,6 +172,7 @@ class Kernel:
     body: list
     fused: list = field(default_factory=list)  # names of the graph ops fused in
     params: int = 0  # number of run-time scalar slots of the program
+    scratch: list = field(default_factory=list)  # per-thread stack buffers (Buf, role "stack")
 
 
 def iterations(k: Kernel) -> int:

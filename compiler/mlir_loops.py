@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from . import loopir as L
 from .dtypes import bool_, float64, int64
+from .gemm import MR, MicroKernel
 from .index import FloorDiv, Sym, Var
 from .mlir_scalar import ScalarBuilder, Unsupported, mlir_type
 from .printer import arg_better, combine, identity, in_window
@@ -48,6 +49,9 @@ class _KernelPrinter:
         self.loop_vars: dict[Var, str] = {}
         self.accs: dict[int, tuple] = {}
         self.buf_names = {id(b): f"%{b.name}" for b in kernel.bufs}
+        for buf in kernel.scratch:  # per-thread scratch on the stack
+            self.buf_names[id(buf)] = f"%{buf.name}"
+            self.prologue.append(f"    %{buf.name} = memref.alloca() : {memref_type(buf)}")
 
     def text(self, private: bool = True) -> str:
         self.block(self.k.body)
@@ -76,8 +80,66 @@ class _KernelPrinter:
                 self.acc_init(s.acc)
             elif isinstance(s, L.AccUpdate):
                 self.acc_update(s)
+            elif isinstance(s, MicroKernel):
+                self.micro_kernel(s)
             else:  # pragma: no cover
                 raise TypeError(s)
+
+    def _packed_offset(self, i: str, strip: int, depth: int) -> str:
+        """Offset of element (i, k=0) in a block packed as strips of `strip` (i // strip, k, i % strip)."""
+        b, c = self.b, self.b.index_const
+        strip_no = b.op(f"arith.divui {i}, {c(strip)} : index")
+        start = b.op(f"arith.muli {strip_no}, {c(depth * strip)} : index")
+        return b.op(f"arith.addi {start}, {b.op(f'arith.remui {i}, {c(strip)} : index')} : index")
+
+    def micro_kernel(self, s: MicroKernel) -> None:
+        """The same arithmetic as codegen's register-tiled vector micro-kernel, written as scalar
+        loops: C[row, col] (+)= sum_k packed_a[row, k] * packed_b[k, col] over the tile."""
+        b, ind = self.b, self.b.indent
+        t = mlir_type(s.dtype)
+        c = lambda n: b.index_const(n)  # noqa: E731
+        self.lines.append(f"{ind}// micro-kernel: tile += packed A x packed B ({MR}x{s.nr} register tiles)")
+        row0, col0, first = self.index(s.row0), self.index(s.col0), self.index(s.first)
+        base = b.op(f"arith.muli {self.index(s.batch)}, {c(s.m * s.n)} : index")
+        acc = f"%micro_acc{len(self.prologue)}"
+        self.prologue.append(f"    {acc} = memref.alloca() : memref<{t}>")
+        self.lines.append(f"{ind}scf.for %mi = {c(0)} to {c(s.mc)} step {c(1)} {{")
+        self.lines.append(f"{ind}  scf.for %mj = {c(0)} to {c(s.nc)} step {c(1)} {{")
+        b.indent = ind + "    "
+        row = b.op(f"arith.addi {row0}, %mi : index")
+        col = b.op(f"arith.addi {col0}, %mj : index")
+        row_ok = b.op(f"arith.cmpi ult, {row}, {c(s.m)} : index")
+        col_ok = b.op(f"arith.cmpi ult, {col}, {c(s.n)} : index")
+        inside = b.op(f"arith.andi {row_ok}, {col_ok} : i1")
+        self.lines.append(f"{b.indent}scf.if {inside} {{")
+        b.indent += "  "
+        row_start = b.op(f"arith.muli {row}, {c(s.n)} : index")
+        flat = b.op(f"arith.addi {base}, {b.op(f'arith.addi {row_start}, {col} : index')} : index")
+        cbuf, ctype = self.buf_names[id(s.c)], memref_type(s.c)
+        old = b.op(f"memref.load {cbuf}[{flat}] : {ctype}")
+        is_first = b.op(f"arith.cmpi eq, {first}, {c(0)} : index")
+        start = b.op(f"arith.select {is_first}, {b.const(0, s.dtype)}, {old} : {t}")
+        self.lines.append(f"{b.indent}memref.store {start}, {acc}[] : memref<{t}>")
+        a_row = self._packed_offset("%mi", MR, s.kc)
+        b_col = self._packed_offset("%mj", s.nr, s.kc)
+        self.lines.append(f"{b.indent}scf.for %mk = {c(0)} to {c(s.kc)} step {c(1)} {{")
+        b.indent += "  "
+        ai = b.op(f"arith.addi {a_row}, {b.op(f'arith.muli %mk, {c(MR)} : index')} : index")
+        bi = b.op(f"arith.addi {b_col}, {b.op(f'arith.muli %mk, {c(s.nr)} : index')} : index")
+        av = b.op(f"memref.load {self.buf_names[id(s.a)]}[{ai}] : {memref_type(s.a)}")
+        bv = b.op(f"memref.load {self.buf_names[id(s.b)]}[{bi}] : {memref_type(s.b)}")
+        cur = b.op(f"memref.load {acc}[] : memref<{t}>")
+        new = b.op(f"math.fma {av}, {bv}, {cur} : {t}")
+        self.lines.append(f"{b.indent}memref.store {new}, {acc}[] : memref<{t}>")
+        b.indent = b.indent[:-2]
+        self.lines.append(f"{b.indent}}}")
+        total = b.op(f"memref.load {acc}[] : memref<{t}>")
+        self.lines.append(f"{b.indent}memref.store {total}, {cbuf}[{flat}] : {ctype}")
+        b.indent = b.indent[:-2]
+        self.lines.append(f"{b.indent}}}")
+        b.indent = ind
+        self.lines.append(f"{ind}  }}")
+        self.lines.append(f"{ind}}}")
 
     def loop(self, s: L.Loop) -> None:
         if s.var.extent <= 0:  # codegen never enters an empty loop

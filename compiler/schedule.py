@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from . import gemm
 from . import loopir as L
 from .dtypes import bool_, float64, int64
 from .fusion_trace import FusionTrace, group_nodes, kernel_name, unique_names
@@ -486,10 +487,17 @@ class _Emitter:
     # -- kernels ---------------------------------------------------------------
     def kernel(self, g: Group, number: int) -> L.Kernel:
         self.group, self.memo, self.used, self.fused, self.phase = g, {}, [], [], 0
+        self.scratch = []
         body = {"matmul": self._matmul, "scatter": self._scatter, "scan": self._scan,
                 "loop": self._loop}[g.kind](g)
         return L.Kernel(kernel_name(g, group_nodes(self.s, g)), list(self.used), body, list(self.fused),
-                        len(self.s.params))
+                        len(self.s.params), scratch=self.scratch)
+
+    def stack_buf(self, name: str, size: int, dtype) -> L.Buf:
+        """A per-thread scratch buffer of the current kernel (on each thread's stack)."""
+        buf = L.Buf(-1, name, (size,), dtype, "stack")
+        self.scratch.append(buf)
+        return buf
 
     def _loop(self, g: Group) -> list:
         outer_body: list = []
@@ -531,6 +539,8 @@ class _Emitter:
 
     def _matmul(self, g: Group) -> list:
         m = g.node
+        if gemm.applicable(m):
+            return gemm.emit(self, g)
         a, b = m.srcs
         batch = [Var("b", a.shape[0])] if len(a.shape) == 3 else []
         bidx = tuple(Sym.var(v) for v in batch)
