@@ -48,6 +48,11 @@ from .tensor import Size, Tensor, is_tensor
 
 _bind_methods()
 
+# Training: layers, optimizers, checkpoints, the dropout stream (after the Tensor methods exist).
+from . import nn, optim, random
+from .serialization import load, save
+from .special import erf
+
 float = float32  # noqa: A001  (torch.float)
 double = float64
 long = int64

@@ -223,9 +223,12 @@ def eye(n, m=None, *, out=None, dtype=None, device=None, requires_grad=False) ->
 
 
 def manual_seed(seed: int):
-    """Seed the generator behind rand/randn/randint (NumPy's PCG64; not PyTorch's stream)."""
+    """Seed the generators behind rand/randn/randint (NumPy's PCG64; not PyTorch's stream) and dropout."""
     global _generator
     _generator = np.random.Generator(np.random.PCG64(int(seed)))
+    from . import random  # the counter-based stream of dropout masks (llgrad.random)
+
+    random.manual_seed(seed)
     return _generator
 
 

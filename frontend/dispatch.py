@@ -68,7 +68,7 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
     op = OPS[name]
     nodes = []
     for s in srcs:
-        if type(s) is Tensor:
+        if type(s) is Tensor or isinstance(s, Tensor):  # subclasses: nn.Parameter
             if s._base is not None:
                 s._sync_view()
             nodes.append(s._node)
@@ -78,7 +78,7 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
     node.loc = _user_loc()
     if _backward_depth:
         node.backward = True
-    if name in VIEW_OPS and type(srcs[0]) is Tensor:
+    if name in VIEW_OPS and isinstance(srcs[0], Tensor):
         out = _view_of(srcs[0], name, node)
     else:
         out = Tensor._from_node(node, owned=not _backward_depth)
@@ -113,7 +113,7 @@ EMIT = Emitter()
 
 
 def _record(op, node, srcs, out: Tensor) -> None:
-    needs = tuple(type(s) is Tensor and s._requires_grad for s in srcs)
+    needs = tuple(isinstance(s, Tensor) and s._requires_grad for s in srcs)
     if not any(needs):
         return
     cls = node_class(op.grad_fn_name(node.attrs))

@@ -97,3 +97,4 @@ register(OpDef("const", "leaf", _leaf_infer))
 
 # Entries register themselves on import; order is irrelevant.
 from . import composite, elementwise, indexing, linalg, movement, reduce  # noqa: E402,F401
+from . import random, special  # noqa: E402,F401  (rand_uniform; erf, gelu)
