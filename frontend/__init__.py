@@ -13,6 +13,7 @@ from llgrad.compiler.dtypes import float32, float64, int32, int64
 
 from . import autograd, debug
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .compile import compile  # noqa: A004  (llgrad.compile, like torch.compile)
 from .creation import (
     BoolTensor,
     DoubleTensor,

@@ -23,6 +23,7 @@ from .autograd import grad_mode
 from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
 from .layout import after_view, contiguous_strides
 from .tensor import Tensor
+from .trace_state import LiveScalar
 
 _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
 
@@ -50,6 +51,8 @@ def _user_loc():
 def scalar_value(value):
     """A Python number from a Python or NumPy scalar, else TypeError."""
     if type(value) is float:
+        return value
+    if isinstance(value, LiveScalar):  # re-read at every replay of a compiled step
         return value
     if isinstance(value, (bool, np.bool_)):
         return bool(value)

@@ -20,7 +20,7 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.ops import make
 from llgrad.runtime import realize
 
-from . import printing
+from . import printing, trace_state
 from .autograd import grad_mode
 
 
@@ -127,6 +127,9 @@ class Tensor:
         old = self._storage.node
         if old.owner is not None and old.owner() is self:
             old.owner = None
+        tracer = trace_state.active()
+        if tracer is not None:
+            tracer.storage_changed(self._storage, old)
         self._storage.node = node
         node.owner = weakref.ref(self)
         self._vc.value += 1
@@ -144,7 +147,9 @@ class Tensor:
             fresh = replay(base, self._view)
             self._grad_fn, self._requires_grad = fresh._grad_fn, True
 
-    def _realize(self) -> np.ndarray:
+    def _realize(self, what: str = "a tensor value") -> np.ndarray:
+        if trace_state.active() is not None:
+            trace_state.value_needed(what)
         node = self._node
         if node.buffer is None:
             realize([node])
@@ -287,6 +292,9 @@ class Tensor:
 
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
+        tracer = trace_state.active()
+        if tracer is not None:
+            tracer.grad_event(self, "set")
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
@@ -350,6 +358,9 @@ class Tensor:
     def data(self, value: Tensor) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        if trace_state.active() is not None:
+            raise trace_state.TraceError("llgrad.compile: assigning .data inside a compiled function is not "
+                                         "supported; use an in-place copy_ under no_grad instead")
         node = value._node
         old = self._storage.node
         if old.owner is not None and old.owner() is self:
@@ -366,18 +377,18 @@ class Tensor:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
             )
-        array = self._realize().view()
+        array = self._realize("numpy()").view()
         array.flags.writeable = False  # llgrad buffers are immutable; writes would corrupt graphs
         return array
 
     def tolist(self):
-        return self._realize().tolist()
+        return self._realize("tolist()").tolist()
 
     def item(self):
         n = self.numel()
         if n != 1:
             raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
-        return self._realize().reshape(()).item()
+        return self._realize("item(), bool(), float() or int()").reshape(()).item()
 
     def __bool__(self) -> bool:
         n = self.numel()
@@ -412,7 +423,7 @@ class Tensor:
         return (self[i] for i in range(self._node.shape[0]))
 
     def __array__(self, dtype=None, copy=None):
-        array = self._realize()
+        array = self._realize("printing it")
         return array.astype(dtype) if dtype is not None else array.copy()
 
     def __format__(self, spec: str) -> str:

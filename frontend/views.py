@@ -15,6 +15,7 @@ import weakref
 
 from llgrad.compiler.ops import IREmitter
 
+from . import trace_state
 from .autograd import grad_mode
 from .autograd.function import node_class
 from .dispatch import EMIT, apply
@@ -124,6 +125,9 @@ def commit(t: Tensor, result: Tensor) -> Tensor:
         _adopt_output(t, result)
         return t
     storage = t._storage
+    tracer = trace_state.active()
+    if tracer is not None:
+        tracer.storage_changed(storage, storage.node)
     storage.node = _write_back(_IR, storage.node, t._view, result._node)
     t._vc.value += 1
     t._view_version = t._vc.value

@@ -91,18 +91,53 @@ def _live_intermediates(targets: list[Node]) -> list[Node]:
     return found
 
 
+def _outputs(targets: list[Node]) -> tuple[list[Node], int]:
+    """(outputs, how many of them must be stored): the targets, then live intermediates.
+
+    A live intermediate one op away from buffers is optional (stored only where a kernel
+    computes it anyway): recomputing it later is cheap. Any other is stored, else a value
+    updated every step (w -= lr * w.grad, read only inside fused loops) would stay pending
+    and its graph would grow by one update per step, compiling a new program each time.
+    """
+    live = _live_intermediates(targets)
+    kept = [n for n in live if not _near_buffers(n)]
+    outputs = targets + kept + [n for n in live if _near_buffers(n)]
+    return outputs, len(targets) + len(kept)
+
+
+def _near_buffers(n: Node) -> bool:
+    """Whether every source of `n` is a buffer (maybe through views) or a scalar leaf."""
+    for s in n.srcs:
+        while s.buffer is None and s.op.kind == "movement":
+            s = s.srcs[0]
+        if s.buffer is None and s.op.kind != "leaf":
+            return False
+    return True
+
+
+def _key(outputs: list[Node], required: int) -> tuple:
+    """(cache key, inputs, params): the canonical graph, and which outputs are optional."""
+    (parts, ids), inputs, params = canonicalize(outputs)
+    ids = ids[:required] + tuple(("optional", i) for i in ids[required:])
+    return mlir_backend.tag((parts, ids)), inputs, params  # the two backends' programs never mix
+
+
 def lookup(targets: list[Node]):
     """(program, inputs, params, outputs) computing `targets` (plus live intermediates)."""
+    return _lookup(targets)[:4]
+
+
+def _lookup(targets: list[Node]):
+    """lookup(), and how many of the outputs the program must store."""
     while True:
         with _lock:
-            outputs = targets + _live_intermediates(targets)
-            key, inputs, params = canonicalize(outputs)
-            key = mlir_backend.tag(key)  # programs of the two backends never mix
+            outputs, required = _outputs(targets)
+            key, inputs, params = _key(outputs, required)
             prog = _programs.get(key)
             if prog is not None:
                 _programs.move_to_end(key)
                 _stats["cache_hits"] += 1
-                return prog, inputs, params, outputs
+                return prog, inputs, params, outputs, required
             waiting = _building.get(key)
             if waiting is None:
                 disk, text = _disk_for(key)
@@ -113,15 +148,15 @@ def lookup(targets: list[Node]):
                         _stats["load_seconds"] += prog.load_seconds
                         evicted = _remember(key, prog)
                         break
-                sched = schedule(outputs, inputs, params, required=len(targets))
+                sched = schedule(outputs, inputs, params, required=required)
                 done = _building[key] = threading.Event()
                 prog = None
                 break
         waiting.wait()  # another thread builds this program: use theirs
     if prog is not None:
         del evicted  # outside the lock: freeing code takes LLVM's lock
-        compile_log.on_program(key, prog, outputs, inputs, params, len(targets))  # LLGRAD_LOG, LLGRAD_DUMP
-        return prog, inputs, params, outputs
+        compile_log.on_program(key, prog, outputs, inputs, params, required)  # LLGRAD_LOG, LLGRAD_DUMP
+        return prog, inputs, params, outputs, required
     evicted = []
     try:
         prog = mlir_backend.build(sched, _symbol(key), outputs, inputs, params)
@@ -136,8 +171,8 @@ def lookup(targets: list[Node]):
             del _building[key]
         done.set()
     del evicted
-    compile_log.on_program(key, prog, outputs, inputs, params, len(targets))  # LLGRAD_LOG/DUMP, reasons
-    return prog, inputs, params, outputs
+    compile_log.on_program(key, prog, outputs, inputs, params, required)  # LLGRAD_LOG/DUMP, reasons
+    return prog, inputs, params, outputs, required
 
 
 def _symbol(key) -> str:
@@ -188,11 +223,19 @@ def _mismatch(plan, inputs: list[Node], params: list[Node], outputs: list[Node])
         if b.role != "in" or b.shape != n.shape or b.dtype != n.dtype.name:
             return f"input slot {b.slot} does not fit the graph"
     for slot, n in zip(plan.outputs, outputs):
-        if slot >= 0 and bufs[slot].shape != n.shape or bufs[slot].dtype != n.dtype.name:
+        if slot >= 0 and (bufs[slot].shape != n.shape or bufs[slot].dtype != n.dtype.name):
             return f"output slot {slot} does not fit the graph"
     if list(plan.param_floats) != [p.dtype.is_floating_point for p in params]:
         return "its scalar parameters do not fit the graph"
     return None
+
+
+_deferral: list = [None]  # while llgrad.compile traces a step: collects instead of computing
+
+
+def set_deferral(collect) -> None:
+    """Route realize() requests to `collect(nodes)` (None: compute them again)."""
+    _deferral[0] = collect
 
 
 def realize(nodes: list[Node]) -> None:
@@ -204,9 +247,26 @@ def realize(nodes: list[Node]) -> None:
             targets.append(n)
     if not targets:
         return
-    prog, inputs, params, outputs = lookup(targets)
+    if _deferral[0] is not None:
+        _deferral[0](targets)
+        return
+    run_targets(targets)
+
+
+def run_program(prog, inputs: list, params: list) -> list:
+    """Run a program on buffers (a compiled step's replay), counted like any run."""
+    results = prog.run(inputs, params)
+    with _lock:
+        _stats["runs"] += 1
+        _last[0] = prog
+    return results
+
+
+def run_targets(targets: list[Node]):
+    """Compute `targets` (uncomputed, distinct); return (program, inputs, params, outputs)."""
+    prog, inputs, params, outputs, required = _lookup(targets)
     if dump.observing():  # llgrad.debug.dump/explain of a function: sees each program it runs
-        dump.on_run(prog, outputs, inputs, params, len(targets))
+        dump.on_run(prog, outputs, inputs, params, required)
     results = prog.run([n.buffer for n in inputs], [p.value for p in params])
     with _lock:
         _stats["runs"] += 1
@@ -215,6 +275,7 @@ def realize(nodes: list[Node]) -> None:
             if buf is not None:  # None: an optional output the program does not store
                 node.buffer = buf
                 node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
+    return prog, inputs, params, outputs
 
 
 def last_program():

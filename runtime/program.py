@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
+import struct
 import time
 
 import numpy as np
 from llgrad.compiler import codegen
 from llgrad.compiler.schedule import Schedule
 
-from .buffer import Buffer
+from .buffer import POOL_MIN_BYTES, Arena, Buffer, arena_layout
 from .jit import jit
 from .plan import Plan
 from .threads import PARALLEL_MIN_WORK, pool
@@ -56,10 +58,15 @@ class Program:
             addr, self._tracker = jit().load(object_code, plan.symbol)
             self._fn, self._fn_mt = _ENTRY(addr), None
         self._n_bufs = len(plan.bufs)
-        self._fresh = [(b.slot, b.shape, np.dtype(b.dtype))
-                       for b in plan.bufs if b.role != "in"]
+        fresh = [(b.slot, b.shape, np.dtype(b.dtype)) for b in plan.bufs if b.role != "in"]
+        small = [f for f in fresh if math.prod(f[1]) * f[2].itemsize < POOL_MIN_BYTES]
+        offsets, self._arena_bytes = arena_layout([math.prod(s) * d.itemsize for _, s, d in small])
+        self._small = [(slot, off, shape, dtype) for (slot, shape, dtype), off in zip(small, offsets)]
+        self._large = [f for f in fresh if f not in small]
         self._outputs = list(plan.outputs)
-        self._param_kinds = list(plan.param_floats)
+        self._param_kinds = [float if f else int for f in plan.param_floats]
+        self._table = struct.Struct(f"<{self._n_bufs}Q")
+        self._params = struct.Struct("<" + "".join("d" if f else "q" for f in plan.param_floats))
         self.load_seconds = time.perf_counter() - start
 
     @property
@@ -79,33 +86,20 @@ class Program:
     def run(self, inputs: list[Buffer], params: list) -> list[Buffer]:
         """Run on input buffers (in slot order) and scalars; return the output buffers."""
         table: list = [None] * self._n_bufs
-        addrs = (ctypes.c_void_p * max(self._n_bufs, 1))()
-        for i, buf in enumerate(inputs):
-            table[i] = buf
-            addrs[i] = buf.addr
-        for slot, shape, dtype in self._fresh:
-            buf = Buffer.allocate(shape, dtype)
-            table[slot] = buf
-            addrs[slot] = buf.addr
-        packed = _pack(params, self._param_kinds)
-        pdata = packed.ctypes.data if packed is not None else None
+        table[:len(inputs)] = inputs
+        if self._small:
+            arena = Arena(self._arena_bytes)
+            for slot, offset, shape, dtype in self._small:
+                table[slot] = arena.buffer(offset, shape, dtype)
+        for slot, shape, dtype in self._large:
+            table[slot] = Buffer.allocate(shape, dtype)
+        # Both tables travel as packed bytes: a struct.pack costs far less than a ctypes array.
+        addrs = self._table.pack(*[b.addr for b in table])
+        values = self._params.pack(*[f(v) for f, v in zip(self._param_kinds, params)])
         workers = pool() if self._fn_mt is not None else None
-        if workers is None or not workers.run(self._fn_mt, addrs, pdata):
-            self._fn(addrs, pdata)
+        if workers is None or not workers.run(self._fn_mt, addrs, values):
+            self._fn(addrs, values)
         return [table[slot] if slot >= 0 else None for slot in self._outputs]
-
-
-def _pack(values: list, floats: list) -> np.ndarray | None:
-    if not values:
-        return None
-    out = np.empty(len(values), np.int64)
-    as_float = out.view(np.float64)
-    for i, (v, is_float) in enumerate(zip(values, floats)):
-        if is_float:
-            as_float[i] = v
-        else:
-            out[i] = int(v)
-    return out
 
 
 def build(schedule: Schedule, name: str) -> Program:

@@ -14,7 +14,7 @@ import heapq
 from llgrad.compiler.ops.movement import sum_to
 from llgrad.runtime import realize
 
-from .. import dispatch
+from .. import dispatch, trace_state
 from ..dispatch import EMIT, apply
 from ..tensor import Tensor
 from . import grad_mode
@@ -204,6 +204,9 @@ def _apply_vjp(fn: BackwardNode, g: Tensor) -> list:
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, touched: list) -> None:
     if g is None:
         return
+    tracer = trace_state.active()
+    if tracer is not None:
+        tracer.grad_event(leaf, "fresh" if leaf._grad is None or create_graph else "inplace")
     if leaf._grad is None:
         # A storage of its own: in-place ops on .grad must not reach the tensor it came from.
         leaf._grad = g if create_graph else Tensor._from_node(g._node)

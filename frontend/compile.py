@@ -1,0 +1,334 @@
+"""llgrad.compile: a whole step (forward, backward, optimizer update) as one native program.
+
+The first call with a given signature (tensor shapes, dtypes and requires_grad;
+Python numbers by value; grad mode) runs `fn` in trace mode: ops record IR as
+always, but nothing is computed. What the step changes is recorded instead:
+every storage given a new value (parameters, optimizer buffers, in-place
+gradients), every `.grad` set, and the returned tensors. At the end all of
+those are computed by one program, and the step is kept as a replay plan:
+where each program input comes from (an argument, a parameter's current
+value, a gradient) and where each output goes.
+
+Later calls with the same signature skip Python entirely: gather the current
+buffers, one native call (both cores on large steps), write the results
+back. Guards check what the plan assumed (a gradient that was None, a
+buffer's shape); when one fails, or the signature is new, `fn` is traced
+again, with the reason logged (logger "llgrad.compile").
+
+Inside a compiled function, reading a tensor's value (`if loss > 0`,
+`.item()`, `print(x)`) cannot be captured by one program and raises an error
+naming the line. Python numbers computed inside `fn` are fixed at trace time;
+pass changing numbers as arguments (a change retraces, but reuses the compiled
+program: numbers are run-time parameters). Optimizer hyperparameters read
+through `Optimizer.param_groups` are re-read at every replay.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from llgrad.compiler import dtypes
+from llgrad.compiler.ops import input_node
+from llgrad.runtime import executor
+
+from . import trace_state
+from .autograd import grad_mode
+from .tensor import Storage, Tensor
+from .trace_state import LiveScalar, TraceError
+
+log = logging.getLogger("llgrad.compile")
+
+
+class _Source:
+    """Where a program input comes from at replay."""
+
+    __slots__ = ("kind", "ref", "shape", "dtype")
+
+    def __init__(self, kind: str, ref, node) -> None:
+        self.kind, self.ref, self.shape, self.dtype = kind, ref, node.shape, node.dtype
+
+    def buffer(self, args: list):
+        if self.kind == "const":
+            return self.ref
+        if self.kind == "arg":  # the argument tensor's value (a view is computed first)
+            node = args[self.ref]._node
+        elif self.kind == "arg_storage":
+            node = args[self.ref]._storage.node
+        elif self.kind == "storage":
+            node = self.ref.node
+        else:  # "grad": the gradient tensor of a leaf, whichever it is now
+            grad = self.ref._grad
+            if grad is None:
+                return None
+            node = grad._storage.node
+        if node.shape != self.shape or node.dtype is not self.dtype:
+            return None
+        if node.buffer is None:  # changed lazily outside the step: compute it first
+            executor.realize([node])
+        return node.buffer
+
+
+_STALE = object()  # replay found a buffer that no longer fits the plan
+
+
+class _Plan:
+    """One traced step: its program, where inputs come from and where outputs go."""
+
+    def __init__(self, prog, sources, params, sinks, results, guards) -> None:
+        self.prog, self.sources, self.params = prog, sources, params
+        self.sinks, self.results, self.guards = sinks, results, guards
+
+    def failed_guard(self) -> str | None:
+        for leaf, want_none in self.guards:
+            if (leaf._grad is None) != want_none:
+                return f"a parameter's .grad was {'set' if want_none else 'None'} before the call"
+        return None
+
+    def replay(self, args: list):
+        buffers = []
+        for s in self.sources:
+            buf = s.buffer(args)
+            if buf is None:
+                return _STALE
+            buffers.append(buf)
+        values = [float(p) if isinstance(p, LiveScalar) else p for p in self.params]
+        outs = executor.run_program(self.prog, buffers, values)
+        for (kind, ref), buf in zip(self.sinks, outs):
+            if buf is None or kind is None:
+                continue
+            node = input_node(buf, buf.shape, dtypes.from_numpy(buf.dtype))
+            if kind in ("storage", "arg_storage"):
+                storage = ref if kind == "storage" else args[ref]._storage
+                old = storage.node
+                storage.node = node
+                _bump(storage, old)
+            elif kind == "grad_fresh":
+                ref._grad = Tensor._from_node(node)
+            elif kind == "grad_inplace":
+                ref._grad._set_node(node)
+        return _rebuild(self.results, outs)
+
+
+def _bump(storage: Storage, old_node) -> None:
+    """Storage writes bump the version of the tensor that holds it (its owner)."""
+    owner = old_node.owner() if old_node.owner is not None else None
+    if owner is not None and owner._storage is storage:
+        owner._vc.value += 1
+        storage.node.owner = old_node.owner
+
+
+def _rebuild(template, outs):
+    kind = template[0]
+    if kind == "tensor":
+        buf = outs[template[1]]
+        return Tensor._from_node(input_node(buf, buf.shape, dtypes.from_numpy(buf.dtype)))
+    if kind in ("tuple", "list"):
+        items = [_rebuild(t, outs) for t in template[1]]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {k: _rebuild(t, outs) for k, t in template[1]}
+    return template[1]
+
+
+def live(mapping, key):
+    """mapping[key], re-read at every replay when a trace is recording (else the plain value)."""
+    value = mapping[key]
+    if trace_state.active() is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return LiveScalar(float(value), lambda: mapping[key])
+
+
+class CompiledFunction:
+    def __init__(self, fn, max_recompiles: int | None = None) -> None:
+        self.fn = fn
+        self.max_recompiles = max_recompiles
+        self.plans: dict = {}
+        self.traces = 0
+        self.reasons: list[str] = []
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        key = _signature(args, kwargs)
+        plan = self.plans.get(key)
+        reason = None
+        if plan is None:
+            reason = self._why_new(key)
+        else:
+            reason = plan.failed_guard()
+            if reason is None:
+                result = plan.replay(_tensors(args, kwargs))
+                if result is not _STALE:
+                    return result
+                reason = "a buffer the step reads changed shape or dtype, or a gradient went away"
+        return self._trace(key, args, kwargs, reason)
+
+    def _why_new(self, key) -> str:
+        if not self.plans:
+            return "first call"
+        nearest = min(self.plans, key=lambda k: _distance(k, key))
+        return "new signature: " + _describe_change(nearest, key)
+
+    def _trace(self, key, args, kwargs, reason: str):
+        if self.traces and self.max_recompiles is not None and self.traces > self.max_recompiles:
+            raise RuntimeError(
+                f"llgrad.compile: {self.__name__} was traced {self.traces} times, more than "
+                f"max_recompiles={self.max_recompiles}; last reason: {reason}; earlier: {self.reasons}"
+            )
+        self.traces += 1
+        self.reasons.append(reason)
+        log.info("tracing %s (%s)", getattr(self.fn, "__name__", "fn"), reason)
+        if trace_state.active() is not None:
+            raise TraceError("llgrad.compile: nested compiled functions are not supported")
+        t = trace_state.Tracer(getattr(self.fn, "__name__", "fn"))
+        deferred: list = []
+        trace_state.set_active(t)
+        executor.set_deferral(deferred.extend)
+        try:
+            result = self.fn(*args, **kwargs)
+        finally:
+            trace_state.set_active(None)
+            executor.set_deferral(None)
+        self.plans[key] = _finish(t, deferred, result, _tensors(args, kwargs))
+        return result
+
+
+def _tensors(args, kwargs) -> list:
+    """The tensor arguments, flattened in a fixed order (the signature's)."""
+    out = []
+
+    def walk(x):
+        if isinstance(x, Tensor):
+            out.append(x)
+        elif isinstance(x, (tuple, list)):
+            for item in x:
+                walk(item)
+        elif isinstance(x, dict):
+            for k in sorted(x):
+                walk(x[k])
+
+    walk(args)
+    walk(kwargs)
+    return out
+
+
+def _finish(t: trace_state.Tracer, deferred: list, result, args: list) -> _Plan:
+    """Compute everything the step produced in one program; keep the replay plan."""
+    targets, sinks = [], []
+    arg_of = {id(a._storage): i for i, a in enumerate(args)}
+    for storage, _ in t.storages.values():
+        if storage.node.buffer is None:
+            targets.append(storage.node)
+            i = arg_of.get(id(storage))
+            sinks.append(("storage", storage) if i is None else ("arg_storage", i))
+    guards = []
+    for leaf, kind in t.grads.values():
+        if kind in ("fresh", "inplace"):  # what the step did depended on whether .grad was None
+            guards.append((leaf, kind == "fresh"))
+        grad = leaf._grad
+        if kind != "inplace" and grad is not None and grad._storage.node.buffer is None:
+            targets.append(grad._storage.node)
+            sinks.append(("grad_fresh", leaf))
+    template = _template(result, targets, sinks)
+    for node in deferred:  # asked for inside the step (losses backpropagated from, say)
+        if node.buffer is None and all(node is not n for n in targets):
+            targets.append(node)
+            sinks.append((None, None))
+    if not targets:
+        return _Plan(_NoProgram(), [], [], [], template, guards)
+    prog, inputs, params, outputs = executor.run_targets(targets)
+    sources = [_source_of(n, t, args) for n in inputs]
+    sinks += [(None, None)] * (len(outputs) - len(sinks))  # live values the program also stores
+    return _Plan(prog, sources, [p.value for p in params], sinks, template, guards)
+
+
+class _NoProgram:
+    def run(self, buffers, params):
+        return []
+
+
+def _source_of(node, t: trace_state.Tracer, args: list) -> _Source:
+    for i, a in enumerate(args):  # arguments first: each call brings its own
+        if a._node is node:
+            return _Source("arg", i, node)
+        old = t.storages.get(id(a._storage), (None, a._storage.node))[1]
+        if old is node:
+            return _Source("arg_storage", i, node)
+    for storage, old in t.storages.values():
+        if old is node:
+            return _Source("storage", storage, node)
+    for leaf, kind in t.grads.values():
+        if kind == "inplace":
+            grad = leaf._grad
+            if grad is not None and t.storages.get(id(grad._storage), (None, None))[1] is node:
+                return _Source("grad", leaf, node)
+    owner = node.owner() if node.owner is not None else None
+    if owner is not None and owner._storage.node is node:
+        return _Source("storage", owner._storage, node)
+    return _Source("const", node.buffer, node)
+
+
+def _template(result, targets: list, sinks: list):
+    """The shape of `result` with each tensor replaced by its program output position."""
+    if isinstance(result, Tensor):
+        node = result._node
+        for i, n in enumerate(targets):
+            if n is node:
+                return ("tensor", i)
+        targets.append(node)
+        sinks.append((None, None))
+        return ("tensor", len(targets) - 1)
+    if isinstance(result, (tuple, list)):
+        kind = "tuple" if isinstance(result, tuple) else "list"
+        return (kind, [_template(r, targets, sinks) for r in result])
+    if isinstance(result, dict):
+        return ("dict", [(k, _template(v, targets, sinks)) for k, v in result.items()])
+    return ("value", result)
+
+
+def _signature(args, kwargs) -> tuple:
+    def sig(x):
+        if isinstance(x, Tensor):
+            return ("T", tuple(x.shape), x.dtype.name, x.requires_grad)
+        if isinstance(x, (tuple, list)):
+            return (type(x).__name__, tuple(sig(i) for i in x))
+        if isinstance(x, dict):
+            return ("dict", tuple((k, sig(v)) for k, v in sorted(x.items())))
+        if isinstance(x, (bool, int, float, str, type(None))):
+            return (type(x).__name__, x)
+        return ("obj", id(x))
+
+    return (sig(args), sig(kwargs), grad_mode.is_grad_enabled())
+
+
+def _distance(a, b) -> int:
+    return sum(x != y for x, y in zip(_flat(a), _flat(b))) + abs(len(_flat(a)) - len(_flat(b)))
+
+
+def _flat(sig) -> list:
+    out = []
+    for item in sig if isinstance(sig, tuple) else (sig,):
+        if isinstance(item, tuple) and item and item[0] == "T":
+            out.append(item)
+        elif isinstance(item, tuple):
+            out.extend(_flat(item))
+        else:
+            out.append(item)
+    return out
+
+
+def _describe_change(old, new) -> str:
+    a, b = _flat(old), _flat(new)
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            if isinstance(x, tuple) and isinstance(y, tuple) and x[:1] == y[:1] == ("T",):
+                return f"tensor argument {i}: shape/dtype/requires_grad {x[1:]} -> {y[1:]}"
+            return f"argument {i}: {x!r} -> {y!r}"
+    return "different number of arguments"
+
+
+def compile(fn=None, *, max_recompiles: int | None = None):
+    """Compile a step function (decorator or call). See the module docstring."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, max_recompiles)
+    return CompiledFunction(fn, max_recompiles)
