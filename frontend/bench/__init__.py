@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="FILE", help="write the raw numbers to FILE")
     parser.add_argument("--plot", metavar="FILE.png", help="draw a bar chart (needs matplotlib)")
     parser.add_argument("--warm-cache", action="store_true",
-                        help="llgrad uses its usual disk cache (default: a fresh one; first calls compile)")
+                        help="llgrad and torch.compile use their usual caches (default: fresh ones)")
     parser.add_argument("--llgrad-composite", action="store_true",
                         help="time llgrad's composites even where llgrad.nn.functional has the op")
     return parser

@@ -62,7 +62,8 @@ def _header(run: dict) -> list[str]:
         versions.append(f"torch {v['torch']} ({v.get('torch_threads', '?')} threads)")
     versions += [f"{k} {v[k]}" for k in ("jax", "gcc") if k in v]
     peers = ", ".join(f"{name} {state}" for name, state in run["config"]["peers"].items())
-    peers += f"; llgrad disk cache: {run['config'].get('llgrad_disk_cache', '?')}"
+    caches = run["config"].get("compile_caches", {})
+    peers += "; compile caches: " + ", ".join(f"{who} {state}" for who, state in caches.items())
     mode = "quick" if run["config"]["quick"] else "full"
     return [
         f"llgrad benchmark suite ({mode} run, {run['seconds']:.0f} s): float32, median per step of "

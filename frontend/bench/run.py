@@ -8,6 +8,7 @@ import gc
 import importlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -149,29 +150,47 @@ def _summarize(workload: Workload, results: dict[str, SideResult], skipped: dict
     return row
 
 
+# Where the JITs keep compiled code across processes. torch.compile reads its setting when torch is
+# imported, so it can only be moved when the suite imports torch itself.
+CACHE_VARIABLES = {"llgrad": "LLGRAD_CACHE_DIR", "torch.compile": "TORCHINDUCTOR_CACHE_DIR"}
+
+
 @contextlib.contextmanager
-def _fresh_llgrad_cache():
-    """An empty llgrad disk cache for this run, so first calls show compile time rather than
-    loads of programs an earlier run left, and the user's cache is not filled with benchmarks."""
-    saved = os.environ.get("LLGRAD_CACHE_DIR")
-    os.environ["LLGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="llgrad-bench-cache-")
+def _fresh_caches():
+    """Empty compile caches in a temporary directory for this run, so that first calls show cold
+    compile times rather than loads of what an earlier run left, and the user's caches are not
+    filled with benchmark programs. Yields what each cache is."""
+    saved = {var: os.environ.get(var) for var in CACHE_VARIABLES.values()}
+    root = tempfile.mkdtemp(prefix="llgrad-bench-cache-")
+    state = {}
+    for who, var in CACHE_VARIABLES.items():
+        if who == "torch.compile" and "torch" in sys.modules:
+            state[who] = "as configured (torch was imported before the suite)"
+            continue
+        os.environ[var] = os.path.join(root, who)
+        state[who] = "fresh, empty"
     try:
-        yield
+        yield state
     finally:
-        shutil.rmtree(os.environ["LLGRAD_CACHE_DIR"], ignore_errors=True)
-        if saved is None:
-            del os.environ["LLGRAD_CACHE_DIR"]
-        else:
-            os.environ["LLGRAD_CACHE_DIR"] = saved
+        shutil.rmtree(root, ignore_errors=True)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def run_suite(names: list[str], quick: bool, skip: set[str], budget: Budget | None = None,
               progress=None, warm_cache: bool = False) -> dict:
-    """Run the named workloads; the returned dict is what --json writes. llgrad starts from an
-    empty disk cache unless `warm_cache` (then its first calls may load instead of compile)."""
-    with contextlib.nullcontext() if warm_cache else _fresh_llgrad_cache():
+    """Run the named workloads; the returned dict is what --json writes. llgrad and torch.compile
+    start from empty compile caches unless `warm_cache` (then first calls may load, not compile)."""
+    if warm_cache:
         run = _run(names, quick, skip, budget or (QUICK if quick else FULL), progress)
-    run["config"]["llgrad_disk_cache"] = "user's (warm)" if warm_cache else "fresh, empty"
+        run["config"]["compile_caches"] = dict.fromkeys(CACHE_VARIABLES, "as configured (--warm-cache)")
+        return run
+    with _fresh_caches() as caches:
+        run = _run(names, quick, skip, budget or (QUICK if quick else FULL), progress)
+    run["config"]["compile_caches"] = caches
     return run
 
 
