@@ -35,7 +35,7 @@ from llgrad.runtime import executor
 from . import trace_state
 from .autograd import grad_mode
 from .tensor import Storage, Tensor
-from .trace_state import LiveScalar, TraceError
+from .trace_state import Live, LiveScalar, TraceError
 
 log = logging.getLogger("llgrad.compile")
 
@@ -75,14 +75,18 @@ _STALE = object()  # replay found a buffer that no longer fits the plan
 class _Plan:
     """One traced step: its program, where inputs come from and where outputs go."""
 
-    def __init__(self, prog, sources, params, sinks, results, guards) -> None:
+    def __init__(self, prog, sources, params, sinks, results, guards, tracer) -> None:
         self.prog, self.sources, self.params = prog, sources, params
         self.sinks, self.results, self.guards = sinks, results, guards
+        self.scalar_guards, self.hooks = tracer.scalar_guards, tracer.replay_hooks
 
     def failed_guard(self) -> str | None:
         for leaf, want_none in self.guards:
             if (leaf._grad is None) != want_none:
                 return f"a parameter's .grad was {'set' if want_none else 'None'} before the call"
+        for recompute, seen in self.scalar_guards:
+            if recompute() != seen:
+                return "a number the step branched on (an optimizer setting, say) changed"
         return None
 
     def replay(self, args: list):
@@ -92,7 +96,9 @@ class _Plan:
             if buf is None:
                 return _STALE
             buffers.append(buf)
-        values = [float(p) if isinstance(p, LiveScalar) else p for p in self.params]
+        for hook in self.hooks:
+            hook()
+        values = [p.current() if isinstance(p, Live) else p for p in self.params]
         outs = executor.run_program(self.prog, buffers, values)
         for (kind, ref), buf in zip(self.sinks, outs):
             if buf is None or kind is None:
@@ -137,6 +143,17 @@ def live(mapping, key):
     if trace_state.active() is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     return LiveScalar(float(value), lambda: mapping[key])
+
+
+class LiveGroup(dict):
+    """An optimizer parameter group whose numbers are live while a step is traced."""
+
+    def __init__(self, group: dict) -> None:
+        super().__init__(group)
+        self._group = group
+
+    def __getitem__(self, key):
+        return live(self._group, key)
 
 
 class CompiledFunction:
@@ -235,11 +252,11 @@ def _finish(t: trace_state.Tracer, deferred: list, result, args: list) -> _Plan:
             targets.append(node)
             sinks.append((None, None))
     if not targets:
-        return _Plan(_NoProgram(), [], [], [], template, guards)
+        return _Plan(_NoProgram(), [], [], [], template, guards, t)
     prog, inputs, params, outputs = executor.run_targets(targets)
     sources = [_source_of(n, t, args) for n in inputs]
     sinks += [(None, None)] * (len(outputs) - len(sinks))  # live values the program also stores
-    return _Plan(prog, sources, [p.value for p in params], sinks, template, guards)
+    return _Plan(prog, sources, [p.value for p in params], sinks, template, guards, t)
 
 
 class _NoProgram:

@@ -23,7 +23,7 @@ from .autograd import grad_mode
 from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
 from .layout import after_view, contiguous_strides
 from .tensor import Tensor
-from .trace_state import LiveScalar
+from .trace_state import Live
 
 _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
 
@@ -52,7 +52,7 @@ def scalar_value(value):
     """A Python number from a Python or NumPy scalar, else TypeError."""
     if type(value) is float:
         return value
-    if isinstance(value, LiveScalar):  # re-read at every replay of a compiled step
+    if isinstance(value, Live):  # re-read at every replay of a compiled step
         return value
     if isinstance(value, (bool, np.bool_)):
         return bool(value)

@@ -15,8 +15,10 @@ import math
 
 from llgrad.compiler import dtypes
 
+from . import trace_state
 from .dispatch import apply
 from .tensor import Tensor
+from .trace_state import LiveInt
 
 _KEY_RANGE = 2**63  # keys travel as int64 run-time scalars
 
@@ -58,7 +60,17 @@ def uniform(shape: tuple, dtype: dtypes.DType = dtypes.float32, generator: Gener
     """A lazy tensor of uniform [0, 1) numbers, computed inside the compiled program that uses it."""
     shape = tuple(int(s) for s in shape)
     n = math.prod(shape)
-    key, offset = (generator or default_generator).reserve(n)
+    gen = generator or default_generator
+    key, offset = gen.reserve(n)
+    tracer = trace_state.active()
+    if tracer is not None:  # a compiled step replays without Python: draw fresh numbers each time
+        drawn = [key, offset]
+
+        def reserve() -> None:
+            drawn[0], drawn[1] = gen.reserve(n)
+
+        tracer.replay_hooks.append(reserve)
+        key, offset = LiveInt(key, lambda: drawn[0]), LiveInt(offset, lambda: drawn[1])
     counter = apply("reshape", apply("iota", shape=(n,), dim=0), shape=shape)
     return apply("rand_uniform", apply("add", counter, offset), key, dtype=dtype)
 

@@ -123,3 +123,48 @@ def test_number_arguments_are_part_of_the_signature_but_reuse_the_program():
     compiles = llgrad.runtime.stats()["compiles"]
     assert scale(x, 3.0).tolist() == [0.0, 3.0, 6.0]
     assert llgrad.runtime.stats()["compiles"] == compiles  # retraced, same program
+
+
+def test_optimizer_settings_are_reread_and_branching_on_them_retraces():
+    from llgrad import nn
+
+    llgrad.manual_seed(0)
+    lin = nn.Linear(4, 3)
+    opt = llgrad.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+
+    @llgrad.compile
+    def step(x):
+        opt.zero_grad()
+        loss = lin(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    x = llgrad.ones(8, 4)
+    for _ in range(3):
+        step(x)
+    traces = step.traces
+    opt.param_groups[0]["lr"] = 0.0  # read again at replay: no retrace, no update
+    w = lin.weight.detach().numpy().copy()
+    step(x)
+    assert step.traces == traces
+    np.testing.assert_array_equal(lin.weight.detach().numpy(), w)
+    opt.param_groups[0]["momentum"] = 0.0  # SGD branches on it: the step changes shape
+    step(x)
+    assert step.traces == traces + 1 and "changed" in step.reasons[-1]
+
+
+def test_random_masks_are_fresh_at_every_replay():
+    from llgrad import nn
+
+    drop = nn.Dropout(0.5)
+
+    @llgrad.compile
+    def masked(x):
+        return drop(x)
+
+    masks = [masked(llgrad.ones(4000)).numpy() for _ in range(3)]
+    assert masked.traces == 1
+    assert not np.array_equal(masks[1], masks[2])
+    for m in masks:
+        assert set(np.unique(m)) == {0.0, 2.0} and abs(m.mean() - 1.0) < 0.1

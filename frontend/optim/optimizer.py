@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 
 from llgrad.runtime import realize
 
+from .. import trace_state
 from ..autograd import grad_mode
+from ..compile import LiveGroup
 from ..tensor import Tensor
 
 
@@ -82,11 +84,13 @@ class Optimizer:
         if closure is not None:
             with grad_mode.enable_grad():
                 loss = closure()
+        tracing = trace_state.active() is not None
         with grad_mode.no_grad():
             for group in self.param_groups:
                 params = [p for p in group["params"] if p.grad is not None]
                 if params:
-                    self._update_group(group, params)
+                    # In a compiled step, hyperparameters are re-read at every replay.
+                    self._update_group(LiveGroup(group) if tracing else group, params)
         self._materialize()
         return loss
 
@@ -135,6 +139,7 @@ class Optimizer:
             self.state[p] = {k: _cast_like(v, p, k) for k, v in values.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
+        self._materialize()  # converted state is computed now, not inside the next step's program
 
     def __repr__(self) -> str:
         text = type(self).__name__ + " ("
@@ -146,9 +151,10 @@ class Optimizer:
 
 
 def _cast_like(value, param: Tensor, key: str):
-    """State tensors take the parameter's floating dtype (a step counter stays as it is)."""
-    if isinstance(value, Tensor) and key != "step" and value.dtype.is_floating_point:
-        return value.detach().to(param.dtype).clone()
-    if isinstance(value, Tensor):
-        return value.detach().clone()
-    return value
+    """State tensors take the parameter's floating dtype (a step counter stays as it is). A new
+    tensor on the same value: buffers are immutable, and in-place updates rebind only this one."""
+    if not isinstance(value, Tensor):
+        return value
+    if key != "step" and value.dtype.is_floating_point and value.dtype is not param.dtype:
+        value = value.to(param.dtype)
+    return Tensor._from_node(value.detach()._node)
