@@ -1,0 +1,350 @@
+"""Run one fuzz graph through every oracle and compare.
+
+- llgrad: every step's shape and dtype against the reference (and PyTorch), every
+  compared output's elements against the reference within its error bound;
+- gradients (backward from the last value with a fixed random output gradient):
+  against PyTorch (float64 and the graph's own dtypes) and against central finite
+  differences of the float64 reference, component by component where the function is
+  smooth enough for differences to mean anything.
+
+Float32 gradients are judged against float64 ones, allowing what PyTorch's own
+float32 run deviates by (its error is the yardstick of the conditioning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections import Counter
+
+import llgrad
+import numpy as np
+
+from .graph import Graph, Leaf, Step
+from .ops import OPS
+from .reference import RV, Ctx, is_float, leaf
+
+STATS: Counter = Counter()  # what the checks compared and skipped, across graphs
+
+try:
+    import torch
+except ImportError:  # the reference and finite differences still judge llgrad
+    torch = None
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+
+def reference(graph: Graph, ctx: Ctx, overrides: dict | None = None) -> list[RV]:
+    values: list[RV] = []
+    for i, node in enumerate(graph.nodes):
+        if isinstance(node, Leaf):
+            data = overrides.get(i, node.data) if overrides else node.data
+            values.append(leaf(np.asarray(data), ctx.track))
+        else:
+            args = [_resolve(a, values) for a in node.args]
+            values.append(OPS[node.op].ref(ctx, args, node.attrs))
+    return values
+
+
+def _resolve(a, values):
+    if isinstance(a, tuple):
+        return tuple(_resolve(x, values) for x in a)
+    return values[a.index] if hasattr(a, "index") else a
+
+
+def execute(graph: Graph, lib) -> list:
+    """The graph's tensors under `lib` (llgrad or torch): each step is its printed expression."""
+    env: dict = {}
+    out = []
+    for i, node in enumerate(graph.nodes):
+        if isinstance(node, Leaf):
+            t = lib.tensor(node.data, requires_grad=node.grad)
+        else:
+            try:
+                with warnings.catch_warnings():  # PyTorch warns about var() without degrees of freedom
+                    warnings.simplefilter("ignore", UserWarning)
+                    t = eval(graph.expression(i), {"torch": lib}, env)  # noqa: S307 (our own generated code)
+            except Exception as e:
+                raise Mismatch(
+                    f"{lib.__name__} raised at {graph.name(i)} = {graph.expression(i)}: "
+                    f"{type(e).__name__}: {e}\n{graph.source()}"
+                ) from e
+        env[graph.name(i)] = t
+        out.append(t)
+    return out
+
+
+def with_float(graph: Graph, dtype: str) -> Graph:
+    """The same program with every floating dtype replaced by `dtype`."""
+    cast = {"float32": "float", "float64": "double"}
+    nodes = []
+    for node in graph.nodes:
+        if isinstance(node, Leaf):
+            data = node.data.astype(dtype) if node.data.dtype.kind == "f" else node.data
+            nodes.append(Leaf(data, node.grad))
+        elif node.op in cast.values():
+            nodes.append(Step(cast[dtype], node.args, node.attrs))
+        else:
+            nodes.append(node)
+    return dataclasses.replace(graph, nodes=nodes)
+
+
+def has_float32(graph: Graph) -> bool:
+    return any(
+        isinstance(n, Leaf) and n.data.dtype == np.float32 or isinstance(n, Step) and n.op == "float"
+        for n in graph.nodes
+    )
+
+
+# -- comparisons --------------------------------------------------------------------------------
+
+
+def compare_values(what: str, got: np.ndarray, ref: RV, graph: Graph, factor: float = 2.0) -> None:
+    expect = ref.value
+    if got.shape != expect.shape:
+        raise Mismatch(f"{what}: shape {got.shape}, expected {expect.shape}\n{graph.source()}")
+    err = np.broadcast_to(ref.err, expect.shape)
+    checked = np.isfinite(err)
+    STATS["elements_compared"] += int(checked.sum())
+    STATS["elements_undecidable"] += int((~checked).sum())
+    g = got.astype(np.float64) if got.dtype != bool else got
+    e = expect.astype(np.float64) if expect.dtype != bool else expect
+    if got.dtype == bool or expect.dtype == bool:
+        bad = checked & (g != e)
+    else:
+        with np.errstate(all="ignore"):
+            same = (g == e) | (np.isnan(g) & np.isnan(e))
+            close = np.abs(g - e) <= factor * err
+        bad = checked & ~same & ~close
+    if np.any(bad):
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise Mismatch(
+            f"{what}: {int(bad.sum())} of {bad.size} elements differ; at {at}: llgrad "
+            f"{got[at]!r}, reference {expect[at]!r} (error bound {err[at]:.3g})\n"
+            f"llgrad:\n{got}\nreference:\n{expect}\n{graph.source()}"
+        )
+
+
+def _name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def check_step_meta(graph: Graph, tensors: list, refs: list[RV], lib_name: str) -> None:
+    for i, (t, r) in enumerate(zip(tensors, refs)):
+        if tuple(t.shape) != r.shape or _name(t.dtype) != r.dtype:
+            raise Mismatch(
+                f"{lib_name}: {graph.name(i)} = {graph.expression(i)} has shape {tuple(t.shape)} "
+                f"and dtype {_name(t.dtype)}; expected {r.shape} {r.dtype}\n{graph.source()}"
+            )
+
+
+def check_autograd_meta(graph: Graph, mine: list, theirs: list) -> None:
+    """requires_grad and the grad_fn node name of every step, as PyTorch has them."""
+    for i, (a, b) in enumerate(zip(mine, theirs)):
+        if a.requires_grad != b.requires_grad:
+            raise Mismatch(
+                f"{graph.name(i)}.requires_grad: llgrad {a.requires_grad}, torch {b.requires_grad}\n"
+                f"{graph.source()}"
+            )
+        na, nb = (type(t.grad_fn).__name__ if t.grad_fn is not None else None for t in (a, b))
+        node = graph.nodes[i]
+        if isinstance(node, Step) and node.op == "matmul" and None not in (na, nb):
+            continue  # PyTorch names `@`'s result after the internal path it took (Clone, UnsafeView...)
+        if na != nb:
+            raise Mismatch(f"{graph.name(i)}.grad_fn: llgrad {na}, torch {nb}\n{graph.source()}")
+
+
+# -- gradients --------------------------------------------------------------------------------
+
+
+def output_weights(graph: Graph, shape: tuple, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(graph.weight_seed)
+    return rng.uniform(0.5, 1.5, size=shape).astype(dtype)
+
+
+def backward(graph: Graph, lib, tensors: list) -> dict:
+    """{leaf position: gradient or None} after backward from the last value."""
+    loss = tensors[graph.loss]
+    w = output_weights(graph, tuple(loss.shape), _name(loss.dtype))
+    loss.backward(lib.tensor(w))
+    grads = {}
+    for i, node in enumerate(graph.nodes):
+        if isinstance(node, Leaf) and node.grad:
+            g = tensors[i].grad
+            grads[i] = None if g is None else g.detach().numpy().astype(np.float64)
+    return grads
+
+
+def wants_gradients(graph: Graph, refs: list[RV]) -> bool:
+    loss = refs[graph.loss]
+    return is_float(loss.dtype) and any(isinstance(n, Leaf) and n.grad for n in graph.nodes)
+
+
+def finite_differences(graph: Graph, weights: np.ndarray) -> dict:
+    """{leaf: (gradient, reliable mask)} of sum(w * out) by central differences in float64.
+
+    A component is reliable where the one-sided differences agree: elsewhere the function
+    has a kink, a jump or a singularity within the step.
+    """
+    g64 = with_float(graph, "float64")
+    ctx = Ctx(track=False)
+    w = weights.astype(np.float64)
+
+    def loss(overrides):
+        out = reference(g64, ctx, overrides)[graph.loss].value
+        with np.errstate(all="ignore"):
+            return float(np.sum(w * out))
+
+    base_leaves = {i: n.data for i, n in enumerate(g64.nodes) if isinstance(n, Leaf)}
+    centre = loss({})
+    result = {}
+    for i, node in enumerate(g64.nodes):
+        if not (isinstance(node, Leaf) and node.grad):
+            continue
+        x = base_leaves[i]
+        grad = np.zeros(x.shape)
+        ok = np.zeros(x.shape, bool)
+        for idx in np.ndindex(*x.shape):
+            h = 1e-6 * max(1.0, abs(float(x[idx]))) if np.isfinite(x[idx]) else 0.0
+            if h == 0.0:
+                continue
+            vals = []
+            for s in (1, -1):
+                moved = x.copy()
+                moved[idx] += s * h
+                vals.append(loss({i: moved}))
+            plus, minus = vals
+            forward, backward_ = (plus - centre) / h, (centre - minus) / h
+            grad[idx] = (plus - minus) / (2 * h)
+            scale = 1.0 + abs(grad[idx])
+            ok[idx] = bool(
+                np.isfinite(plus)
+                and np.isfinite(minus)
+                and np.isfinite(centre)
+                and abs(forward - backward_) <= 1e-4 * scale
+            )
+        result[i] = (grad, ok)
+    return result
+
+
+def compare_grads(
+    what: str, got: dict, ref: dict, noise: dict | None, float32: bool, graph: Graph, mask: dict | None = None
+) -> None:
+    rtol, atol = (1e-4, 1e-5) if float32 else (1e-8, 1e-10)
+    finite = [np.abs(r[np.isfinite(r)]) for r in ref.values() if r is not None]
+    scale = max([float(f.max()) for f in finite if f.size] + [1.0])
+    for i, r in ref.items():
+        g = got.get(i)
+        if (g is None) != (r is None):
+            raise Mismatch(
+                f"{what}: .grad of {graph.name(i)} is {'None' if g is None else 'set'} in llgrad, "
+                f"{'None' if r is None else 'set'} in the reference\n{graph.source()}"
+            )
+        if g is None:
+            continue
+        tol = rtol * np.abs(r) + atol * scale
+        if noise is not None:
+            with np.errstate(all="ignore"):
+                tol = tol + 8 * np.nan_to_num(noise[i], nan=np.inf)
+        checked = np.ones(r.shape, bool) if mask is None else mask[i]
+        checked = checked & ~np.isposinf(tol)  # the yardstick says: not decidable in this precision
+        with np.errstate(all="ignore"):
+            same = (g == r) | (np.isnan(g) & np.isnan(r))
+            bad = checked & ~same & ~(np.abs(g - r) <= tol)
+        STATS[f"grad_elements_{what.split()[0]}"] += int(checked.sum())
+        if np.any(bad):
+            at = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise Mismatch(
+                f"{what}: gradient of {graph.name(i)} differs at {at}: llgrad {g[at]!r}, reference "
+                f"{r[at]!r} (tolerance {tol[at]:.3g})\nllgrad:\n{g}\nreference:\n{r}\n{graph.source()}"
+            )
+
+
+# -- the whole check ------------------------------------------------------------------------------
+
+
+def check(graph: Graph, fd: bool = True) -> None:
+    STATS["graphs"] += 1
+    ctx = Ctx(track=True)
+    refs = reference(graph, ctx)
+    mine = execute(graph, llgrad)
+    check_step_meta(graph, mine, refs, "llgrad")
+    theirs = None
+    if torch is not None:
+        theirs = execute(graph, torch)
+        check_step_meta(graph, theirs, refs, "torch (the fuzzer's own reference is wrong)")
+        check_autograd_meta(graph, mine, theirs)
+    grad = wants_gradients(graph, refs) and mine[graph.loss].requires_grad
+    keep = {graph.loss, *graph.outputs} | {i for i, n in enumerate(graph.nodes) if isinstance(n, Leaf)}
+    mine = [t if i in keep else None for i, t in enumerate(mine)]  # dropped intermediates are not live
+    got_grads = backward(graph, llgrad, mine) if grad and graph.backward_first else None
+    for i in graph.outputs:
+        compare_values(f"value of {graph.name(i)}", mine[i].detach().numpy(), refs[i], graph)
+    if grad and not graph.backward_first:
+        got_grads = backward(graph, llgrad, mine)
+    if torch is not None:
+        for i in graph.outputs:
+            compare_values(
+                f"torch's value of {graph.name(i)} (the fuzzer's reference is wrong)",
+                theirs[i].detach().numpy(),
+                refs[i],
+                graph,
+                factor=8.0,
+            )
+    if not grad:
+        return
+    STATS["graphs_with_gradients"] += 1
+    float32 = has_float32(graph)
+    if ctx.ambiguous:  # a kink, tie or comparison too close to call in this precision
+        STATS["gradients_undecidable"] += 1
+        return
+    loss = refs[graph.loss]
+    weights = output_weights(graph, loss.shape, loss.dtype)
+    if torch is not None:
+        t_same = backward(graph, torch, theirs)
+        t64 = backward(with_float(graph, "float64"), torch, execute(with_float(graph, "float64"), torch))
+        if float32:
+            noise = {i: None if t_same[i] is None else np.abs(t_same[i] - t64[i]) for i in t64}
+        else:
+            t32 = backward(with_float(graph, "float32"), torch, execute(with_float(graph, "float32"), torch))
+            noise = {i: None if t32[i] is None else np.abs(t32[i] - t64[i]) * 2.0**-29 for i in t64}
+        compare_grads("torch gradients", got_grads, t64, noise, float32, graph)
+    if fd:
+        check_finite_differences(
+            graph,
+            got_grads,
+            weights,
+            noise if torch is not None else None,
+            float32,
+            t64 if torch is not None else None,
+        )
+
+
+def check_finite_differences(
+    graph: Graph, got: dict, weights: np.ndarray, noise: dict | None, float32: bool, exact: dict | None
+) -> None:
+    """exact: PyTorch's float64 gradients, where known: differences cannot see a NaN or
+    infinite gradient (0 * inf in a backward formula), so those components are skipped."""
+    ref, mask, slack = {}, {}, {}
+    for i, (g, ok) in finite_differences(graph, weights).items():
+        if exact is not None and exact.get(i) is not None:
+            ok = ok & np.isfinite(exact[i])
+        STATS["fd_components_skipped"] += int((~ok).sum())
+        if got.get(i) is None:  # not reached by backward: its gradient must be zero
+            if np.any(ok & (np.abs(g) > 1e-6)):
+                raise Mismatch(
+                    f".grad of {graph.name(i)} is None but finite differences give\n{g}\n{graph.source()}"
+                )
+            continue
+        ref[i], mask[i] = g, ok
+        if noise is not None and noise.get(i) is not None:
+            yardstick = noise[i]
+        else:  # no PyTorch to measure float32's conditioning by: a loose bound
+            yardstick = 1e-2 * (1 + np.abs(g)) if float32 else 0.0
+        slack[i] = yardstick + 1e-4 * (1 + np.abs(g)) / 8  # differences' own truncation and rounding error
+    compare_grads("finite-difference gradients", {i: got[i] for i in ref}, ref, slack, float32, graph, mask)
