@@ -160,7 +160,7 @@ class _Scheduler:
                     if root.buffer is None and root.op.kind != "leaf":
                         mat.add(root.id)
                         self._why([root], "matmul_operand")
-            if kind == "gather" and n.srcs[0].buffer is None:  # read at run-time positions
+            if kind == "gather" and n.buffer is None and n.srcs[0].buffer is None:  # read at run-time spots
                 mat.add(n.srcs[0].id)
                 self._why([n.srcs[0]], "gather_source")
         self.optional = {r.id for r in self.roots[required:] if r.buffer is None and r.id not in mat}
