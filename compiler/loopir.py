@@ -74,7 +74,8 @@ class AccValue(Value):
     __slots__ = ("acc",)
 
     def __init__(self, acc: Acc) -> None:
-        self.acc, self.dtype = acc, acc.dtype
+        # What codegen produces: the result (int64 for argmax), not the accumulated dtype.
+        self.acc, self.dtype = acc, acc.result_dtype
 
 
 class IndexValue(Value):

@@ -15,3 +15,11 @@ def test_reading_a_computed_advanced_index_again():
     y = x[llgrad.tensor([1, 0])]
     assert y.tolist() == [[3.0, 4.0], [1.0, 2.0]]
     assert (y * 2).sum().item() == 20.0
+
+
+def test_argmin_fused_into_a_float_consumer():
+    # The loop IR typed an argmin/argmax accumulator's value as the compared dtype (float)
+    # instead of int64: `argmin + float` failed in LLVM codegen.
+    x = llgrad.tensor([[3.0, 1.0], [2.0, 5.0]], dtype=llgrad.float64)
+    assert (x.argmin(0, keepdim=True) + llgrad.tensor(0.5, dtype=llgrad.float64)).tolist() == [[1.5, 0.5]]
+    assert (x.argmax(1) * 2.5).tolist() == [0.0, 2.5]
