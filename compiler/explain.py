@@ -10,6 +10,7 @@ from __future__ import annotations
 from .fusion_trace import MATERIALIZED, FusionTrace, group_nodes, refusal_text
 from .graph import Node
 from .mlir_loc import display_path, position
+from .mlir_scalar import param_type
 from .printer import MlirModule, leaf_args, tensor_type
 
 
@@ -114,10 +115,10 @@ def explain_text(trace: FusionTrace, kernels: list, inputs: list, params: list, 
 def _boundary(first: Node, g, trace: FusionTrace, name_of) -> list:
     """Why the kernel's first value could not join any earlier kernel."""
     what = f"{name_of(first)} ({first.op.name})"
-    if g.pos == 0:
-        return [f"  starts with {what}: the first kernel of the program"]
     if g.kind != "loop":
         return [f"  starts with {what}: {MATERIALIZED.get(g.kind, g.kind)}"]
+    if g.pos == 0:
+        return [f"  starts with {what}: the first kernel of the program"]
     refusals = trace.refusals.get(first.id, {})
     out = [f"  starts with {what}, which could not join an earlier kernel:"]
     for pos in range(g.pos):
@@ -179,14 +180,18 @@ def to_dot(trace: FusionTrace, kernels: list, inputs: list, params: list, name: 
     for n in trace.order:
         if n.id in members:
             continue
-        if n.buffer is not None or (n.op.kind == "leaf" and n.op.name == "param"):
+        if n.buffer is not None:
             lines.append(f'  {node_id(n)} [label="{name_of(n)}\\n{tensor_type(n)}", shape=ellipse];')
+        elif n.op.kind == "leaf" and n.op.name == "param":
+            lines.append(f'  {node_id(n)} [label="{name_of(n)}\\n{param_type(n.dtype)}", shape=plain];')
     shown = set(members) | {n.id for n in trace.order if n.buffer is not None or n.op.name == "param"}
+    edges: dict = {}
     for n in trace.order:
         if n.id not in members:
             continue
         for s in n.srcs:
             if s.id in shown:
-                lines.append(f"  {node_id(s)} -> {node_id(n)};")
+                edges[(node_id(s), node_id(n))] = None
+    lines += [f"  {a} -> {b};" for a, b in edges]
     lines.append("}")
     return "\n".join(lines) + "\n"

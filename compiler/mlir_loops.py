@@ -273,7 +273,7 @@ class _KernelPrinter:
             except Unsupported:
                 return b.opaque(v.op.name, args, [mlir_type(v.compute)] * len(args), mlir_type(v.dtype))
         if isinstance(v, L.Cast):
-            return b.convert(self.value(v.arg), v.arg.dtype, v.dtype)
+            return b.convert(self.value(v.arg), _value_dtype(v.arg), v.dtype)
         if isinstance(v, L.AccValue):
             slot, pos = self.accs[id(v.acc)]
             if v.acc.kind.startswith("arg"):
@@ -290,6 +290,14 @@ class _KernelPrinter:
         if isinstance(v, L.Select):
             return b.select(self.value(v.cond), self.value(v.a), self.value(v.b), v.dtype)
         raise TypeError(v)  # pragma: no cover
+
+
+def _value_dtype(v: L.Value):
+    """The dtype a value really has in code: an argmax/argmin accumulator reads as its int64
+    position (its `dtype` is that of the compared values; codegen's cast of it is a no-op)."""
+    if isinstance(v, L.AccValue) and v.acc.kind.startswith("arg"):
+        return int64
+    return v.dtype
 
 
 def format_kernel(kernel: L.Kernel) -> str:

@@ -100,9 +100,14 @@ class ScalarBuilder:
         else:
             text = f"arith.constant {int(value)} : {mlir_type(dt)}"
         named = None
-        if self.const_lines is not None:  # hoisted: MLIR's usual %cst names
-            n = len(self.consts)
-            named = f"%cst{n}" if dt.is_floating_point else f"%c{n}_{mlir_type(dt)}"
+        if self.const_lines is not None:  # hoisted: MLIR's usual names (%cst, %c3_i64, %true)
+            if dt.is_floating_point:
+                n = sum(1 for k in self.consts if k[1] in ("float32", "float64"))
+                named = f"%cst{n}" if n else "%cst"
+            elif dt is bool_:
+                named = "%true" if value else "%false"
+            else:
+                named = f"%c{int(value)}_{mlir_type(dt)}".replace("-", "m")
         name = self.op(text, self.const_lines, named)
         self.consts[key] = name
         return name

@@ -286,6 +286,8 @@ class FunctionPrinter:
             self.gather(node)
         elif kind == "scan":
             self.scan(node)
+        elif kind == "scatter" and node.op.name in ("scatter_add", "index_put"):
+            self.scatter(node)
         else:
             self.opaque(node)
 
@@ -584,6 +586,88 @@ class FunctionPrinter:
 
         self.generic(node, [(self.tensor(src), tensor_type(src))], [in_map], [False] * rank + [True], body,
                      out_map, init)
+
+    def scatter(self, node: Node) -> None:
+        """Writes at run-time positions: the start value, then one `tensor.insert` per update,
+        in order (repeated indices see each other's writes), in an scf.for nest over the updates."""
+        from .schedule import _bshape, bcast_index
+
+        a = node.attrs
+        if node.op.name == "scatter_add":
+            base, src, idx_srcs, accumulate = None, node.srcs[0], node.srcs[1:], True
+        else:
+            base, src, idx_srcs, accumulate = node.srcs[0], node.srcs[1], node.srcs[2:], a["accumulate"]
+        start, count = a["start"], a["count"]
+        bshape = _bshape(idx_srcs)
+        space = node.shape[:start] + bshape + node.shape[start + count:]
+        n = self.count
+        ty = tensor_type(node)
+        loc = self.loc_of(node)
+        if base is None:
+            value = self.init_filled(node, lambda b: b.const(0, node.dtype))
+        else:
+            value = self._converted(node, base, f"%b{n}", loc)
+        out = self.new_name()
+        vars_ = [Var(f"u{k}", e) for k, e in enumerate(space)]
+        loops = [v for v in vars_ if v.extent != 1]
+        b = ScalarBuilder(self.lines, "    ", f"t{n}_", loc, self.module.decls)
+        at = {}
+        for depth, v in enumerate(loops):
+            iv, acc = f"%u{n}_{depth}", f"%acc{n}_{depth}"
+            res = out if depth == 0 else f"%s{n}_{depth}"
+            lo, hi, one = b.index_const(0), b.index_const(v.extent), b.index_const(1)
+            self.lines.append(f"{b.indent}{res} = scf.for {iv} = {lo} to {hi} step {one} "
+                              f"iter_args({acc} = {value}) -> ({ty}) {{")
+            b.indent += "  "
+            at[v], value = iv, acc
+        uidx = tuple(Sym.var(v) for v in vars_)
+        sidx = bcast_index(uidx, space, src.shape)
+        if self.scalar_leaf(src):
+            update = self.scalar(b, src, node.dtype)
+        else:
+            pos = [index_value(b, s_, at) for s_ in sidx]
+            got = b.op(f"tensor.extract {self.tensor(src)}[{', '.join(pos)}] : {tensor_type(src)}")
+            update = b.convert(got, src.dtype, node.dtype)
+        nb = len(bshape)
+        static = uidx[:start] + (Sym.of(0),) * count + uidx[start + nb:]
+        where = [index_value(b, s_, at) for s_ in static]
+        for j, t in enumerate(idx_srcs):
+            tpos = [index_value(b, s_, at) for s_ in bcast_index(uidx[start:start + nb], bshape, t.shape)]
+            i = b.convert(b.op(f"tensor.extract {self.tensor(t)}[{', '.join(tpos)}] : {tensor_type(t)}"),
+                          t.dtype, int64)
+            size = b.const(node.shape[start + j], int64)
+            i = b.select(b.compare("<", i, b.const(0, int64), int64), b.binary("", "addi", i, size, int64),
+                         i, int64)
+            where[start + j] = b.op(f"arith.index_cast {i} : i64 to index")
+        if accumulate:
+            old = b.op(f"tensor.extract {value}[{', '.join(where)}] : {ty}")
+            update = b.apply("add", [old, update], node.dtype, {}, node.dtype)
+        inserted = b.op(f"tensor.insert {update} into {value}[{', '.join(where)}] : {ty}")
+        if not loops:
+            self.lines.append(f"    {out} = tensor.cast {inserted} : {ty} to {ty}{loc}")
+        for depth in reversed(range(len(loops))):
+            b.indent = b.indent[:-2]
+            inner = inserted if depth == len(loops) - 1 else f"%s{n}_{depth + 1}"
+            self.lines.append(f"{b.indent}  scf.yield {inner} : {ty}{loc}")
+            self.lines.append(f"{b.indent}}}{loc}")
+        self.names[node.id] = out
+
+    def _converted(self, node: Node, src: Node, name: str, loc: str) -> str:
+        """`src` (of node's shape) as a new tensor of node's dtype: the start value of a scatter."""
+        ty = tensor_type(node)
+        rank = len(node.shape)
+        ident = self.module.map(rank, [f"d{k}" for k in range(rank)])
+        par = ", ".join(['"parallel"'] * rank)
+        self.lines.append(f"    {name}_e = tensor.empty() : {ty}{loc}")
+        self.lines.append(f"    {name} = linalg.generic {{indexing_maps = [{ident}, {ident}], "
+                          f"iterator_types = [{par}]}} ins({self.tensor(src)} : {tensor_type(src)}) "
+                          f"outs({name}_e : {ty}) {{")
+        self.lines.append(f"    ^bb0(%a0: {mlir_type(src.dtype)}, %out: {mlir_type(node.dtype)}):")
+        b = ScalarBuilder(self.lines, "      ", "t", loc, self.module.decls)
+        v = b.convert("%a0", src.dtype, node.dtype)
+        self.lines.append(f"      linalg.yield {v} : {mlir_type(node.dtype)}{loc}")
+        self.lines.append(f"    }} -> {ty}{loc}")
+        return name
 
     def opaque(self, node: Node) -> None:
         """An op with no upstream form: a call of a private function named after it."""

@@ -76,7 +76,9 @@ def reason(key) -> tuple[str, str]:
         if best is None or score < best[0]:
             best = (score, diffs, old_key, old_name)
     if best is None:
-        return "new_graph", "new graph (no earlier graph has its number of ops)"
+        if not recent:
+            return "new_graph", "new graph"
+        return "new_graph", f"new graph (no earlier graph has {len(parts)} ops)"
     _, diffs, (old_parts, old_targets), old_name = best
     if not diffs:
         return "outputs", f"same ops as {old_name}, different outputs requested"

@@ -149,15 +149,19 @@ class _Renderer:
         self._ir = None
         self._optimized = None
 
+    def traced(self):
+        """The graph scheduled again with its decisions recorded (deterministic: same kernels)."""
+        if self._sched is None:
+            from llgrad.compiler.schedule import schedule
+
+            self._sched = schedule(self.outputs, self.inputs, self.params, required=self.required, trace=True)
+        return self._sched
+
     def schedule(self):
         kernels = self.prog.schedule.kernels
         if kernels and all(k.body for k in kernels):
             return self.prog.schedule
-        if self._sched is None:
-            from llgrad.compiler.schedule import schedule
-
-            self._sched = schedule(self.outputs, self.inputs, self.params, required=self.required)
-        return self._sched
+        return self.traced()
 
     def llvm_ir(self) -> str | None:
         if self.prog.llvm_ir is not None:
@@ -178,7 +182,6 @@ class _Renderer:
     def body(self, stage: str) -> str | None:
         """The stage's text without header, or None when the program has no such part."""
         from llgrad.compiler import mlir_loops, printer
-        from llgrad.compiler.simplify import simplify
 
         from .jit import jit
 
@@ -186,8 +189,8 @@ class _Renderer:
             if self._split is None:
                 self._split = printer.format_split(self.outputs, self.inputs, self.params)
             return self._split[0 if stage == "forward" else 1]
-        if stage == "optimized":
-            roots = simplify(self.outputs)
+        if stage == "optimized":  # exactly the graph the scheduler fused
+            roots = self.traced().trace.roots
             return printer.format_function_module(roots, self.prog.name, self.inputs, self.params)
         if stage == "kernels":
             extra = getattr(self.prog, "stages", {}).get("kernels_module")
