@@ -530,7 +530,7 @@ class _Emitter:
     def _acc(self, r: Node) -> L.Acc:
         kind = r.op.reduce
         src_dt = r.srcs[0].dtype
-        acc_dt = r.dtype if kind == "sum" else src_dt
+        acc_dt = r.dtype if kind in ("sum", "prod") else src_dt  # int32 sums and products: int64
         acc = L.Acc(f"acc{len(self.accs)}", kind, acc_dt, r.dtype)
         self.accs[r.id] = acc
         if r.op.name not in self.fused:

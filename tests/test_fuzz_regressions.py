@@ -23,3 +23,11 @@ def test_argmin_fused_into_a_float_consumer():
     x = llgrad.tensor([[3.0, 1.0], [2.0, 5.0]], dtype=llgrad.float64)
     assert (x.argmin(0, keepdim=True) + llgrad.tensor(0.5, dtype=llgrad.float64)).tolist() == [[1.5, 0.5]]
     assert (x.argmax(1) * 2.5).tolist() == [0.0, 2.5]
+
+
+def test_int32_prod_accumulates_in_int64():
+    # prod of int32 returns int64 (as sum does) but accumulated in int32, wrapping around.
+    x = llgrad.tensor(np.array([100000, 100000, 3], dtype=np.int32))
+    assert x.prod().dtype is llgrad.int64
+    assert x.prod().item() == 30_000_000_000
+    assert x.prod(0).item() == 30_000_000_000
