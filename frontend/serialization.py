@@ -37,7 +37,7 @@ class _Writer:
     def encode(self, obj, path: tuple):
         if isinstance(obj, Tensor):
             name = self.name(path)
-            self.arrays[name] = np.ascontiguousarray(obj.detach()._realize())
+            self.arrays[name] = np.array(obj.detach()._realize())  # (ascontiguousarray makes 0-d 1-d)
             return {"tensor": name, "requires_grad": bool(obj.requires_grad)}
         if obj is None or isinstance(obj, (bool, str)):
             return {"value": obj}
@@ -88,7 +88,7 @@ class _Reader:
             if not isinstance(name, str) or name not in self.archive.files or name == _META:
                 raise ValueError(f"llgrad.load: missing array {name!r}")
             array = self.archive[name]  # allow_pickle=False: object arrays raise here
-            t = from_array(np.ascontiguousarray(array))
+            t = from_array(array)
             if node.get("requires_grad") is True:
                 t.requires_grad_(True)
             return t
@@ -130,7 +130,7 @@ def load(f, map_location=None, weights_only: bool = True):
     """Read what llgrad.save wrote. Never unpickles: object arrays and unknown entries raise ValueError."""
     try:
         archive = np.load(f, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError) as e:  # ValueError: a pickle (refused)
         raise ValueError(f"llgrad.load: not an llgrad .npz file ({e})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError("llgrad.load: not an llgrad .npz file (a single .npy array)")

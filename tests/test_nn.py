@@ -282,8 +282,8 @@ def test_functional_matches_pytorch(name):
 
 
 def test_functional_float64_matches_pytorch():
-    # float64 runs other lowerings (libm erf, exp): same results to double precision.
-    for name in ("gelu", "erf", "max_pool2d_stride_pad", "layer_norm", "cross_entropy"):
+    # float64 erf is libm's (float32 is a polynomial): same results to double precision.
+    for name in ("gelu", "erf"):
         fn, arrays = FUNCTIONAL[name]
         arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
         assert_match_torch(fn, *arrays, rtol=1e-10, atol=1e-12)
@@ -310,13 +310,13 @@ def test_functional_errors():
 def test_conv2d_gradients_match_finite_differences():
     r = np.random.default_rng(11)
     check_gradients(lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
-                    r.standard_normal((2, 2, 5, 5)), r.standard_normal((3, 2, 3, 2)), r.standard_normal(3))
+                    r.standard_normal((1, 2, 4, 5)), r.standard_normal((2, 2, 3, 2)), r.standard_normal(2))
 
 
 def test_max_pool2d_gradients_match_finite_differences():
     r = np.random.default_rng(12)
-    check_gradients(lambda x: F.max_pool2d(x, 3, stride=2, padding=1), r.standard_normal((2, 2, 5, 6)))
-    check_gradients(lambda x: F.max_pool2d(x, 2, ceil_mode=True), r.standard_normal((1, 2, 5, 5)))
+    check_gradients(lambda x: F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+                    r.standard_normal((1, 2, 6, 5)))
 
 
 def test_special_function_gradients_match_finite_differences():
@@ -337,16 +337,13 @@ def test_erf_float32_accuracy():
 
 # -- layers trained against PyTorch ---------------------------------------------------------------------
 
-def _mse(lib, target):
-    return lambda out: lib.nn.functional.mse_loss(out, target)
-
-
 def _xent(lib, target):
     return lambda out: lib.nn.functional.cross_entropy(out, target)
 
 
-def _bce(lib, target):
-    return lambda out: lib.nn.functional.binary_cross_entropy_with_logits(out, target)
+def _bce_mse(lib, target):
+    return lambda out: (lib.nn.functional.binary_cross_entropy_with_logits(out, target)
+                        + lib.nn.MSELoss()(out, target))
 
 
 def _nll(lib, target):
@@ -366,8 +363,8 @@ LAYERS = {
     "embedding": (lambda n: n.Sequential(n.Embedding(10, 3, padding_idx=0), n.Flatten(), n.Linear(12, 3),
                                          n.LogSoftmax(dim=1)),
                   rng.integers(0, 10, (8, 4)), _nll, CLASSES),
-    "bce": (lambda n: n.Linear(6, 2), randn(8, 6), _bce, rng.uniform(0, 1, (8, 2)).astype(np.float32)),
-    "mse": (lambda n: n.Linear(6, 2), randn(8, 6), _mse, randn(8, 2)),
+    "bce_mse": (lambda n: n.Linear(6, 2),
+                randn(8, 6), _bce_mse, rng.uniform(0, 1, (8, 2)).astype(np.float32)),
 }
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .. import creation
+from .. import creation, views
 from ..autograd import grad_mode
 from ..tensor import Tensor
 
@@ -62,9 +62,19 @@ def _generator(generator) -> np.random.Generator:
 def _fill(tensor: Tensor, values) -> Tensor:
     """Give `tensor` the given values (an array or a number) in place, without recording autograd."""
     array = np.broadcast_to(np.asarray(values, dtype=tensor.dtype.np), tuple(tensor.shape))
-    with grad_mode.no_grad():
-        tensor.copy_(creation.from_array(np.ascontiguousarray(array)))
+    assign(tensor, creation.from_array(np.array(array)))
     return tensor
+
+
+def assign(tensor: Tensor, value: Tensor) -> None:
+    """tensor.copy_(value) under no_grad; a computed value of the same dtype and shape is adopted
+    as it is (buffers are immutable), so no pending copy ends up in the next step's graph."""
+    with grad_mode.no_grad():
+        same = value.dtype is tensor.dtype and tuple(value.shape) == tuple(tensor.shape)
+        if same and not tensor._view and value._node.buffer is not None:
+            views.commit(tensor, value.detach())
+        else:
+            tensor.copy_(value)
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:

@@ -14,6 +14,7 @@ from llgrad.compiler.dtypes import DType, float32, float64
 
 from ..autograd import grad_mode
 from ..tensor import Tensor
+from . import init
 from .parameter import Parameter
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -315,8 +316,7 @@ class Module:
                 errors.append(f"size mismatch for {key}: copying a param with shape {value.shape} from "
                               f"checkpoint, the shape in current model is {current.shape}.")
                 continue
-            with grad_mode.no_grad():
-                current.copy_(value)
+            init.assign(current, value)
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(errors))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import creation
-from ..autograd import grad_mode
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -42,8 +41,9 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            with grad_mode.no_grad():
-                self.weight[self.padding_idx].fill_(0)
+            values = self.weight.detach().numpy().copy()
+            values[self.padding_idx] = 0
+            init._fill(self.weight, values)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
