@@ -264,8 +264,7 @@ def _sign(b, args, dt, attrs):
     if dt.is_floating_point:
         pos = b.convert(b.compare(">", x, zero, dt), bool_, dt)
         neg = b.convert(b.compare("<", x, zero, dt), bool_, dt)
-        nan = b.op(f"arith.cmpf uno, {x}, {x} : {mlir_type(dt)}")
-        return b.select(nan, x, b.binary("subf", "", pos, neg, dt), dt)
+        return b.binary("subf", "", pos, neg, dt)  # sign(NaN) is 0, as in PyTorch
     one = b.const(1, dt)
     pos = b.select(b.compare(">", x, zero, dt), one, zero, dt)
     neg = b.select(b.compare("<", x, zero, dt), one, zero, dt)

@@ -31,3 +31,11 @@ def test_int32_prod_accumulates_in_int64():
     assert x.prod().dtype is llgrad.int64
     assert x.prod().item() == 30_000_000_000
     assert x.prod(0).item() == 30_000_000_000
+
+
+def test_sign_of_nan_is_zero_and_abs_gradient_at_nan():
+    # torch.sign(nan) is 0 (llgrad kept NaN), so abs' gradient at NaN is 0 too.
+    x = llgrad.tensor([float("nan"), -0.0, -2.0, float("inf")], requires_grad=True)
+    assert llgrad.sign(x.detach()).tolist() == [0.0, 0.0, -1.0, 1.0]
+    x.abs().sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, -1.0, 1.0]

@@ -174,8 +174,7 @@ def _lower_sign(cg, args, dt, attrs):
     if dt.is_floating_point:
         pos = cg.b.uitofp(cg.b.fcmp_ordered(">", x, zero), cg.lltype(dt))
         neg = cg.b.uitofp(cg.b.fcmp_ordered("<", x, zero), cg.lltype(dt))
-        # NaN stays NaN, as in PyTorch.
-        return cg.b.select(cg.b.fcmp_unordered("uno", x, x), x, cg.b.fsub(pos, neg))
+        return cg.b.fsub(pos, neg)  # ordered compares: sign(NaN) is 0, as in PyTorch
     pos = cg.b.select(cg.b.icmp_signed(">", x, zero), one, zero)
     neg = cg.b.select(cg.b.icmp_signed("<", x, zero), one, zero)
     return cg.b.sub(pos, neg)
