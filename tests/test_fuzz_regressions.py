@@ -39,3 +39,14 @@ def test_sign_of_nan_is_zero_and_abs_gradient_at_nan():
     assert llgrad.sign(x.detach()).tolist() == [0.0, 0.0, -1.0, 1.0]
     x.abs().sum().backward()
     assert x.grad.tolist() == [0.0, 0.0, -1.0, 1.0]
+
+
+def test_softmax_family_over_an_empty_dim():
+    # Their decompositions took a max over the empty dim, which raises: compiling failed.
+    x = llgrad.zeros((5, 0, 2), requires_grad=True)
+    assert x.softmax(1).shape == (5, 0, 2)
+    assert x.log_softmax(-2).shape == (5, 0, 2)
+    lse = llgrad.logsumexp(x, 1)
+    assert lse.tolist() == [[float("-inf")] * 2] * 5
+    (x.softmax(1).sum() + x.log_softmax(1).sum()).backward()
+    assert x.grad.shape == (5, 0, 2)

@@ -128,7 +128,7 @@ def _shifted(e, x, d):
 
 def _decompose_softmax(e, srcs, attrs):
     (x,) = srcs
-    if not x.shape:
+    if not x.shape or not x.numel:  # (an empty tensor has no max to shift by)
         return e.div(e.exp(e.sub(x, x)), 1)
     ex = e.exp(_shifted(e, x, attrs["dim"]))
     return e.div(ex, e.sum(ex, dims=(attrs["dim"],), keepdim=True))
@@ -143,7 +143,7 @@ def _vjp_softmax(e, g, c):
 
 def _decompose_log_softmax(e, srcs, attrs):
     (x,) = srcs
-    if not x.shape:
+    if not x.shape or not x.numel:
         return e.sub(x, x)
     s = _shifted(e, x, attrs["dim"])
     return e.sub(s, e.log(e.sum(e.exp(s), dims=(attrs["dim"],), keepdim=True)))
@@ -173,9 +173,12 @@ def _logsumexp_infer(srcs, attrs):
 def _decompose_logsumexp(e, srcs, attrs):
     (x,) = srcs
     dims = attrs["dims"] or None
-    m = e.amax(x, dims=dims, keepdim=True)
-    m = e.where(e.eq(e.abs(m), float("inf")), 0, m)  # all -inf (or inf) slices: no shift
-    r = e.add(e.log(e.sum(e.exp(e.sub(x, m)), dims=dims, keepdim=True)), m)
+    if not x.numel:  # empty slices: log(0) = -inf, and no max to shift by
+        r = e.log(e.sum(e.exp(x), dims=dims, keepdim=True))
+    else:
+        m = e.amax(x, dims=dims, keepdim=True)
+        m = e.where(e.eq(e.abs(m), float("inf")), 0, m)  # all -inf (or inf) slices: no shift
+        r = e.add(e.log(e.sum(e.exp(e.sub(x, m)), dims=dims, keepdim=True)), m)
     return r if attrs["keepdim"] else e.reshape(r, shape=reduced_shape(x.shape, _axes(x, attrs), False))
 
 
