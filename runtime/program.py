@@ -24,6 +24,7 @@ from llgrad.compiler import codegen
 from llgrad.compiler.schedule import Schedule
 
 from .buffer import POOL_MIN_BYTES, Arena, Buffer, arena_layout
+from .compile_worker import compile_object
 from .jit import jit
 from .plan import Plan
 from .threads import PARALLEL_MIN_WORK, pool
@@ -108,8 +109,7 @@ def build(schedule: Schedule, name: str) -> Program:
     module = codegen.build_module(schedule.kernels, len(schedule.bufs), name)
     module.triple = jit().triple
     text = str(module)
-    engine = jit()
-    obj = engine.emit_object(engine.optimize(text))
+    obj = compile_object(text)  # here, or in a helper process once this one compiled many
     seconds = time.perf_counter() - start
     plan = Plan.from_schedule(schedule, name)
     # The graph's nodes are dropped: a cached program must not keep the user's tensors alive.

@@ -1,0 +1,199 @@
+"""Compiling LLVM IR to object code, in this process or in a helper process.
+
+Every optimization run leaves about 70 KB in the process that nothing frees
+(llvmlite's pass builder allocates instrumentation callbacks it never
+deletes; FACTS.md). A process that compiles a few programs does not notice;
+one that compiles thousands of distinct graphs (fuzzing, ever-changing
+shapes) would grow without bound. So after the first LLGRAD_INPROCESS_COMPILES
+(default 64) programs, compiles go to a helper process running this file,
+with the same target machine and pipeline (runtime/jit.py), which is replaced
+after every LLGRAD_WORKER_COMPILES (default 256) programs, taking what LLVM
+kept with it. LLGRAD_COMPILE_WORKER=0 keeps every compile in this process,
+=1 sends every one to the helper. If the helper cannot start or fails,
+compiling falls back to this process.
+
+Protocol over the helper's stdin/stdout: the helper first writes a JSON line
+with its target (cpu, features, triple), which must equal ours. Then each
+request is a u64 length and IR text; each reply a status byte (0: object
+code, 1: error text), a u64 length and the payload.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+_LEN = struct.Struct("<Q")
+
+
+# -- the helper process (run as a script: it imports nothing of llgrad but jit.py) ------------
+
+def _load_jit_module():
+    path = Path(__file__).with_name("jit.py")
+    spec = importlib.util.spec_from_file_location("llgrad_compile_worker_jit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _serve() -> None:
+    engine = _load_jit_module()._JIT()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    hello = {"cpu": engine.cpu, "features": engine.features, "triple": engine.triple}
+    stdout.write(json.dumps(hello).encode() + b"\n")
+    stdout.flush()
+    while True:
+        head = stdin.read(_LEN.size)
+        if len(head) < _LEN.size:
+            return  # the parent closed the pipe: done
+        text = stdin.read(_LEN.unpack(head)[0]).decode()
+        try:
+            status, payload = 0, engine.emit_object(engine.optimize(text))
+        except Exception as e:  # reported to the parent, which raises it there
+            status, payload = 1, f"{type(e).__name__}: {e}".encode()
+        stdout.write(bytes([status]) + _LEN.pack(len(payload)) + payload)
+        stdout.flush()
+
+
+# -- the parent side ----------------------------------------------------------------------------
+
+class WorkerError(RuntimeError):
+    """The helper process could not be used (it is then not used again)."""
+
+
+class _Worker:
+    def __init__(self, target: dict) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__))], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        hello = self.proc.stdout.readline()
+        try:
+            theirs = json.loads(hello)
+        except ValueError:
+            self.close()
+            raise WorkerError("the compile helper did not start") from None
+        if theirs != target:
+            self.close()
+            raise WorkerError(f"the compile helper targets {theirs}, not {target}")
+        self.compiles = 0
+        self.pid = os.getpid()  # a forked child must not talk on its parent's pipes
+
+    def compile(self, ir_text: str) -> bytes:
+        data = ir_text.encode()
+        try:
+            self.proc.stdin.write(_LEN.pack(len(data)) + data)
+            self.proc.stdin.flush()
+            head = self.proc.stdout.read(1 + _LEN.size)
+            if len(head) < 1 + _LEN.size:
+                raise WorkerError("the compile helper died")
+            payload = self.proc.stdout.read(_LEN.unpack_from(head, 1)[0])
+        except OSError as e:
+            raise WorkerError(f"the compile helper died: {e}") from None
+        self.compiles += 1
+        if head[0] != 0:
+            raise RuntimeError(f"llgrad: LLVM failed to compile a program: {payload.decode()}")
+        return payload
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+_broken = False  # the helper failed once: compile here from then on
+_in_process = 0
+_counts = {"in_process": 0, "in_helper": 0, "helpers_started": 0}
+
+
+def counts() -> dict:
+    """How many programs were compiled here and in helper processes, and helpers started."""
+    with _lock:
+        return dict(_counts)
+
+
+def _setting(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _use_helper() -> bool:
+    mode = os.environ.get("LLGRAD_COMPILE_WORKER", "auto").strip().lower()
+    if _broken or mode in ("0", "off", "false", "no"):
+        return False
+    if mode in ("1", "on", "true", "yes", "always"):
+        return True
+    return _in_process >= _setting("LLGRAD_INPROCESS_COMPILES", 64)
+
+
+def compile_object(ir_text: str) -> bytes:
+    """Optimize LLVM IR (text) with the O3 pipeline for this CPU and emit object code."""
+    global _in_process
+    from .jit import jit
+
+    if _use_helper():
+        try:
+            return _compile_in_helper(ir_text, jit())
+        except WorkerError as e:
+            _give_up(e)
+    engine = jit()
+    obj = engine.emit_object(engine.optimize(ir_text))
+    with _lock:
+        _in_process += 1
+        _counts["in_process"] += 1
+    return obj
+
+
+def _compile_in_helper(ir_text: str, engine) -> bytes:
+    global _worker
+    with _lock:  # one request at a time on the pipe; LLVM would serialize them anyway
+        if _worker is not None and _worker.pid != os.getpid():
+            _worker = None  # inherited through fork(): the parent's, left alone
+        if _worker is None:
+            _worker = _Worker({"cpu": engine.cpu, "features": engine.features, "triple": engine.triple})
+            _counts["helpers_started"] += 1
+        try:
+            obj = _worker.compile(ir_text)
+        except WorkerError:
+            _worker.close()
+            _worker = None
+            raise
+        _counts["in_helper"] += 1
+        if _worker.compiles >= _setting("LLGRAD_WORKER_COMPILES", 256):
+            _worker.close()  # and what LLVM kept in it
+            _worker = None
+        return obj
+
+
+def _give_up(error: Exception) -> None:
+    global _broken
+    _broken = True
+    warnings.warn(f"llgrad: compiling in this process from now on ({error})", RuntimeWarning, stacklevel=3)
+
+
+@atexit.register
+def _shutdown() -> None:
+    global _worker
+    with _lock:
+        if _worker is not None and _worker.pid == os.getpid():
+            _worker.close()
+        _worker = None
+
+
+if __name__ == "__main__":
+    _serve()
