@@ -50,3 +50,24 @@ def test_softmax_family_over_an_empty_dim():
     assert lse.tolist() == [[float("-inf")] * 2] * 5
     (x.softmax(1).sum() + x.log_softmax(1).sum()).backward()
     assert x.grad.shape == (5, 0, 2)
+
+
+def test_var_and_std_gradients_without_degrees_of_freedom():
+    # correction >= the number of reduced elements: var's backward divided by zero in Python
+    # (ZeroDivisionError). PyTorch divides by N - correction unclamped; these are its values.
+    def grads(n, c, fn):
+        x = llgrad.arange(1.0, n + 1, dtype=llgrad.float64, requires_grad=True)
+        fn(x, c).backward()
+        return x.grad.tolist()
+
+    def var(x, c):
+        return x.var(0, correction=c)
+
+    def std(x, c):
+        return x.std(0, correction=c)
+
+    assert grads(2, 2, var) == [-np.inf, np.inf]
+    assert grads(3, 5, var) == [1.0, 0.0, -1.0]
+    assert np.isnan(grads(1, 1, var)).all()
+    assert np.isnan(grads(2, 2, std)).all()
+    assert grads(3, 5, std) == [0.0, 0.0, 0.0]

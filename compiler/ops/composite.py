@@ -216,6 +216,11 @@ def _var_divisor(x, attrs) -> float:
     return max(_reduced_count(x, attrs) - attrs["correction"], 0.0)
 
 
+def _grad_divisor(x, attrs) -> float:
+    """N - correction unclamped: PyTorch's var/std backward divides by it as it is."""
+    return float(_reduced_count(x, attrs) - attrs["correction"])
+
+
 def _decompose_var(e, srcs, attrs):
     (x,) = srcs
     d = _centered(e, x, attrs)
@@ -235,7 +240,8 @@ def _var_grad(e, g, c, scale):
 
 
 def _vjp_var(e, g, c):
-    return (_var_grad(e, g, c, 2.0 / _var_divisor(c.srcs[0], c.attrs)),)
+    dof = _grad_divisor(c.srcs[0], c.attrs)
+    return (_var_grad(e, g, c, 2.0 / dof if dof else math.inf),)
 
 
 def _vjp_std(e, g, c):
@@ -243,7 +249,7 @@ def _vjp_std(e, g, c):
     std = c.out if c.attrs["keepdim"] else e.reshape(c.out, shape=reduced_shape(c.src_shapes[0], axes, True))
     if not c.attrs["keepdim"]:
         g = e.reshape(g, shape=std.shape)
-    scaled = e.div(g, e.mul(std, _var_divisor(c.srcs[0], c.attrs)))
+    scaled = e.div(g, e.mul(std, _grad_divisor(c.srcs[0], c.attrs)))
     return (e.mul(scaled, _centered(e, c.srcs[0], c.attrs)),)
 
 
