@@ -71,3 +71,12 @@ def test_var_and_std_gradients_without_degrees_of_freedom():
     assert np.isnan(grads(1, 1, var)).all()
     assert np.isnan(grads(2, 2, std)).all()
     assert grads(3, 5, std) == [0.0, 0.0, 0.0]
+
+
+def test_cat_gives_a_gradient_to_a_skipped_empty_tensor():
+    # cat skips 1-d empty tensors (legacy rule) but PyTorch still gives them an empty .grad.
+    x = llgrad.zeros((0,), requires_grad=True)
+    y = llgrad.ones((2, 3), requires_grad=True)
+    llgrad.cat([y, x]).sum().backward()
+    assert x.grad is not None and tuple(x.grad.shape) == (0,)
+    assert y.grad.tolist() == [[1.0] * 3] * 2

@@ -329,8 +329,8 @@ def _vjp_cat(e, g, c):
     d = c.attrs["dim"]
     grads, offset = [], 0
     for shape, need in zip(c.src_shapes, c.needs):
-        if shape == (0,) and len(c.src_shapes) > 1 and len(g.shape) != 1:
-            grads.append(None)
+        if shape == (0,) and len(c.src_shapes) > 1 and len(g.shape) != 1:  # skipped: an empty gradient
+            grads.append(e.expand(e.cast(0, dtype=g.dtype), shape=(0,)) if need else None)
             continue
         n = shape[d]
         grads.append(e.slice(g, dim=d, start=offset, stop=offset + n, step=1) if need else None)
