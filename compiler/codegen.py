@@ -17,7 +17,7 @@ from llvmlite import ir
 from . import loopir as L
 from . import mathlib
 from .dtypes import DType, bool_, float32, float64, int64
-from .gemm import MicroKernel, micro_kernel
+from .gemm import MicroKernel, Pack, micro_kernel, pack
 from .index import FloorDiv, Mod, Sym, Var
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -207,6 +207,8 @@ class _KernelCodegen:
                 self.acc_update(s)
             elif isinstance(s, MicroKernel):
                 micro_kernel(self, s)
+            elif isinstance(s, Pack):
+                pack(self, s)
             else:  # pragma: no cover
                 raise TypeError(s)
 

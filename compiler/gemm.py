@@ -56,6 +56,46 @@ class MicroKernel:
         self.nr = 2 * self.lanes
 
 
+class Pack:
+    """Loop-IR statement: copy a block of a strided operand into packed scratch (codegen calls a
+    shared function). which="a": MR-row strips of dst[strip][k][r] = src[row0 + r, k0 + k];
+    which="b": NR-column strips of dst[strip][k][c] = src[k0 + k, col0 + c]. Outside the
+    matrix (rows x cols) the packed value is zero."""
+
+    def __init__(self, which: str, src: L.Buf, base: Sym, stride_row: int, stride_col: int, dst: L.Buf,
+                 row0: Sym, col0: Sym, rows: int, cols: int, extent_row: int, extent_col: int,
+                 dtype: DType) -> None:
+        self.which, self.src, self.base, self.dst = which, src, base, dst
+        self.stride_row, self.stride_col = stride_row, stride_col
+        self.row0, self.col0, self.rows, self.cols = row0, col0, rows, cols
+        self.extent_row, self.extent_col, self.dtype = extent_row, extent_col, dtype
+
+
+def affine_access(em, node: Node, idx: tuple):
+    """(buffer, base offset, row stride, column stride) when node[idx] reads a buffer at an affine
+    position of the last two index variables (a view of a buffer: transposes, slices, batches)."""
+    from .index import linearize
+    from .schedule import src_indices
+
+    n, ix = node, idx
+    while n.buffer is None and n.id not in em.s.mat:
+        if n.op.kind != "movement":
+            return None
+        entries = src_indices(n, ix)
+        if len(entries) != 1 or entries[0][2] is not None:
+            return None
+        n, ix = entries[0][0], entries[0][1]
+    flat = linearize(ix, n.shape)
+    if any(not isinstance(atom, Var) for atom, _ in flat.terms):
+        return None
+    row_var, col_var = (next(iter(i.vars())) if i.vars() else None for i in idx[-2:])
+    strides = []
+    for v in (row_var, col_var):
+        strides.append(0 if v is None else flat.coefficient(v))
+    base = Sym({a: c for a, c in flat.terms if a not in (row_var, col_var)}, flat.const)
+    return em.buf(n), base, strides[0], strides[1]
+
+
 def emit(em, g) -> list:
     """The loop IR of a matmul group (`em` is the scheduler's emitter)."""
     m_node: Node = g.node
@@ -87,16 +127,28 @@ def emit(em, g) -> list:
                          bool_, {}, bool_)
         return L.Select(inside, _convert(em.value(node, batch + (row, col), inside), dt), L.Const(0, dt))
 
+    row_var, col_var, k_var = Var("row", M), Var("col", N), Var("k", K)
+    srow, scol, sk = Sym.var(row_var), Sym.var(col_var), Sym.var(k_var)
+    fast_a = affine_access(em, a, batch + (srow, sk))
+    fast_b = affine_access(em, b, batch + (sk, scol))
     # B block: for each NR-wide column strip, KC rows of NR contiguous values.
     jb, kk, jr = Var("jb", nc // nr), Var("kb", kc), Var("jr", nr)
     sjb, skk, sjr = Sym.var(jb), Sym.var(kk), Sym.var(jr)
-    b_val = operand(b, k0 + skk, col0 + sjb * nr + sjr, K, N)
-    pack_b = _nest([L.Store(bp, sjb * (kc * nr) + skk * nr + sjr, b_val)], [jb, kk, jr])
+    if fast_b is not None:
+        buf, base, s_k, s_col = fast_b
+        pack_b = [Pack("b", buf, base, s_k, s_col, bp, k0, col0, K, N, kc, nc, dt)]
+    else:
+        b_val = operand(b, k0 + skk, col0 + sjb * nr + sjr, K, N)
+        pack_b = _nest([L.Store(bp, sjb * (kc * nr) + skk * nr + sjr, b_val)], [jb, kk, jr])
     # A block: for each MR-high row strip, KC columns of MR values.
     ib, ka, ir = Var("ib", mc // MR), Var("ka", kc), Var("ir", MR)
     sib, ska, sir = Sym.var(ib), Sym.var(ka), Sym.var(ir)
-    a_val = operand(a, row0 + sib * MR + sir, k0 + ska, M, K)
-    pack_a = _nest([L.Store(ap, sib * (kc * MR) + ska * MR + sir, a_val)], [ib, ka, ir])
+    if fast_a is not None:
+        buf, base, s_row, s_k = fast_a
+        pack_a = [Pack("a", buf, base, s_row, s_k, ap, row0, k0, M, K, mc, kc, dt)]
+    else:
+        a_val = operand(a, row0 + sib * MR + sir, k0 + ska, M, K)
+        pack_a = _nest([L.Store(ap, sib * (kc * MR) + ska * MR + sir, a_val)], [ib, ka, ir])
 
     micro = MicroKernel(ap, bp, out, dt, M, N, bidx if batched else Sym.of(0), row0, col0, sp)
     micro.mc, micro.nc, micro.kc = mc, nc, kc
@@ -135,125 +187,261 @@ _AND = _AndOp()
 
 
 # -- codegen of the micro-kernel -------------------------------------------------------------
+#
+# One function per module and dtype, called for every tile of every matmul in the program:
+# optimizing the unrolled vector code costs LLVM far more than the rest of a program, so it
+# is emitted once (and never inlined) rather than once per matmul.
+
+_MICRO_ARGS = ("a", "b", "c", "c_base", "row0", "col0", "first", "m", "n", "mc", "nc", "kc")
+
 
 def micro_kernel(kcg, s: MicroKernel) -> None:
-    """Emit the tile's micro-kernels into `kcg` (a kernel codegen: builder, pointers, indices)."""
-    b = kcg.b
-    elem = ir.FloatType() if s.dtype is float32 else ir.DoubleType()
-    w = s.lanes
-    vec = ir.VectorType(elem, w)
+    """Call the module's micro-kernel for this tile."""
+    fn = _micro_function(kcg.module, s.dtype)
     i64 = ir.IntType(64)
-    c64 = lambda v: ir.Constant(i64, v)  # noqa: E731
-    fma = _declare(kcg.module, f"llvm.fma.v{w}{_suffix(elem)}", vec, [vec, vec, vec])
-    a_ptr, b_ptr, c_ptr = kcg.ptr[id(s.a)], kcg.ptr[id(s.b)], kcg.ptr[id(s.c)]
-    row0, col0 = kcg.index(s.row0), kcg.index(s.col0)
-    first = b.icmp_signed("==", kcg.index(s.first), c64(0))
-    c_base = b.mul(kcg.index(s.batch), c64(s.m * s.n))
-    nr, kc = s.nr, s.kc
+    b = kcg.b
+    c_base = b.mul(kcg.index(s.batch), ir.Constant(i64, s.m * s.n))
+    sizes = [ir.Constant(i64, v) for v in (s.m, s.n, s.mc, s.nc, s.kc)]
+    args = [kcg.ptr[id(s.a)], kcg.ptr[id(s.b)], kcg.ptr[id(s.c)], c_base, kcg.index(s.row0),
+            kcg.index(s.col0), kcg.index(s.first)] + sizes
+    b.call(fn, args)
 
-    def counted(name: str, extent: int, body) -> None:
-        """for v in range(extent): body(v), as plain LLVM blocks."""
+
+def _micro_function(module, dtype: DType) -> ir.Function:
+    name = f"llgrad_gemm_micro_{_suffix_of(dtype)}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    i64, ptr = ir.IntType(64), ir.PointerType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * 3 + [i64] * 9), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    for arg, arg_name in zip(fn.args, _MICRO_ARGS):
+        arg.name = arg_name
+    _MicroBuilder(module, fn, dtype).build()
+    return fn
+
+
+def pack(kcg, s: Pack) -> None:
+    """Call the module's packing function for this block."""
+    fn = _pack_function(kcg.module, s.dtype, s.which)
+    i64 = ir.IntType(64)
+    c = lambda v: ir.Constant(i64, v)  # noqa: E731
+    kcg.b.call(fn, [kcg.ptr[id(s.src)], kcg.index(s.base), c(s.stride_row), c(s.stride_col),
+                    kcg.ptr[id(s.dst)], kcg.index(s.row0), kcg.index(s.col0), c(s.rows), c(s.cols),
+                    c(s.extent_row), c(s.extent_col)])
+
+
+def _pack_function(module, dtype: DType, which: str) -> ir.Function:
+    name = f"llgrad_gemm_pack_{which}_{_suffix_of(dtype)}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    i64, ptr = ir.IntType(64), ir.PointerType()
+    args = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "cols", "ext_row", "ext_col")
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 6), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    a = dict(zip(args, fn.args))
+    for arg, arg_name in zip(fn.args, args):
+        arg.name = arg_name
+    mb = _MicroBuilder.__new__(_MicroBuilder)  # reuse its loop helpers
+    mb.module, mb.fn, mb.i64 = module, fn, i64
+    mb.b = ir.IRBuilder(fn.append_basic_block("entry"))
+    elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+    b = mb.b
+    strip = MR if which == "a" else 2 * vector_lanes(dtype)
+    # a: strips run down rows (ext_row / MR strips, then k = columns); b: across columns.
+    major_ext, minor_ext = (a["ext_row"], a["ext_col"]) if which == "a" else (a["ext_col"], a["ext_row"])
+
+    def strip_loop(st):
+        def depth_loop(k):
+            def lane_loop(lane):
+                if which == "a":
+                    row, col = b.add(a["row0"], b.add(b.mul(st, mb.c(strip)), lane)), b.add(a["col0"], k)
+                else:
+                    row, col = b.add(a["row0"], k), b.add(a["col0"], b.add(b.mul(st, mb.c(strip)), lane))
+                inside = b.and_(b.icmp_signed("<", row, a["rows"]), b.icmp_signed("<", col, a["cols"]))
+                where = b.add(a["base"], b.add(b.mul(row, a["s_row"]), b.mul(col, a["s_col"])))
+                where = b.select(inside, where, a["base"])
+                value = b.load(b.gep(a["src"], [where], inbounds=True, source_etype=elem), typ=elem)
+                value = b.select(inside, value, ir.Constant(elem, 0.0))
+                at = b.add(b.mul(b.add(b.mul(st, minor_ext), k), mb.c(strip)), lane)
+                b.store(value, b.gep(a["dst"], [at], inbounds=True, source_etype=elem))
+
+            mb.counted("lane", mb.c(strip), lane_loop)
+
+        mb.counted("depth", minor_ext, depth_loop)
+
+    mb.counted("strip", b.udiv(major_ext, mb.c(strip)), strip_loop)
+    b.ret_void()
+    return fn
+
+
+def _suffix_of(dtype: DType) -> str:
+    return "f32" if dtype is float32 else "f64"
+
+
+class _MicroBuilder:
+    def __init__(self, module, fn, dtype: DType) -> None:
+        self.module, self.fn = module, fn
+        self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+        self.w = vector_lanes(dtype)
+        self.vec = ir.VectorType(self.elem, self.w)
+        self.i64 = ir.IntType(64)
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.args = dict(zip(_MICRO_ARGS, fn.args))
+        self.fma = _declare(module, f"llvm.fma.v{self.w}{_suffix(self.elem)}", self.vec, [self.vec] * 3)
+        # Spill slot for the edge path (rows of a tile that leave the matrix).
+        self.tile = self.b.alloca(ir.ArrayType(self.elem, MR * 2 * self.w), name="tile")
+
+    def c(self, v: int) -> ir.Constant:
+        return ir.Constant(self.i64, v)
+
+    def counted(self, name: str, extent, body) -> None:
+        """for v in range(extent): body(v) (extent an i64 value, at least 1)."""
+        b = self.b
         pre = b.block
-        head = kcg.fn.append_basic_block(name)
-        done = kcg.fn.append_basic_block(name + ".done")
+        head = self.fn.append_basic_block(name)
+        done = self.fn.append_basic_block(name + ".done")
         b.branch(head)
         b.position_at_end(head)
-        v = b.phi(i64)
-        v.add_incoming(c64(0), pre)
+        v = b.phi(self.i64)
+        v.add_incoming(self.c(0), pre)
         body(v)
-        nxt = b.add(v, c64(1))
+        nxt = b.add(v, self.c(1))
         v.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, c64(extent)), head, done)
+        b.cbranch(b.icmp_signed("<", nxt, extent), head, done)
         b.position_at_end(done)
 
-    def column_strip(jb):
-        col = b.add(col0, b.mul(jb, c64(nr)))
-        go, skip = kcg.fn.append_basic_block("strip"), kcg.fn.append_basic_block("strip.skip")
-        b.cbranch(b.icmp_signed("<", col, c64(s.n)), go, skip)
+    def guarded(self, cond, body) -> None:
+        b = self.b
+        go = self.fn.append_basic_block("go")
+        skip = self.fn.append_basic_block("skip")
+        b.cbranch(cond, go, skip)
         b.position_at_end(go)
-        counted("rows", s.mc // MR, lambda ib: tile(jb, ib, col))
+        body()
         b.branch(skip)
         b.position_at_end(skip)
 
-    def tile(jb, ib, col):
-        row = b.add(row0, b.mul(ib, c64(MR)))
-        go, skip = kcg.fn.append_basic_block("tile"), kcg.fn.append_basic_block("tile.skip")
-        b.cbranch(b.icmp_signed("<", row, c64(s.m)), go, skip)
-        b.position_at_end(go)
-        accs = k_loop(b.mul(jb, c64(kc * nr)), b.mul(ib, c64(kc * MR)))
-        store(accs, row, col)
-        b.branch(skip)
-        b.position_at_end(skip)
+    def build(self) -> None:
+        a, b = self.args, self.b
+        nr = 2 * self.w
+        strips = b.udiv(a["nc"], self.c(nr))
+        rows = b.udiv(a["mc"], self.c(MR))
 
-    def k_loop(b_off, a_off):
+        def strip(jb):
+            col = b.add(a["col0"], b.mul(jb, self.c(nr)))
+
+            def tile(ib):
+                row = b.add(a["row0"], b.mul(ib, self.c(MR)))
+                self.guarded(b.icmp_signed("<", row, a["m"]), lambda: self.one_tile(jb, ib, row, col))
+
+            self.guarded(b.icmp_signed("<", col, a["n"]), lambda: self.counted("rows", rows, tile))
+
+        self.counted("strips", strips, strip)
+        b.ret_void()
+
+    def one_tile(self, jb, ib, row, col) -> None:
+        a, b = self.args, self.b
+        nr = 2 * self.w
+        accs = self.k_loop(b.mul(jb, b.mul(a["kc"], self.c(nr))), b.mul(ib, b.mul(a["kc"], self.c(MR))))
+        full = b.and_(b.icmp_signed("<=", b.add(row, self.c(MR)), a["m"]),
+                      b.icmp_signed("<=", b.add(col, self.c(nr)), a["n"]))
+        with b.if_else(full) as (inside, edge):
+            with inside:
+                self.store_full(accs, row, col)
+            with edge:
+                self.store_edge(accs, row, col)
+
+    def k_loop(self, b_off, a_off) -> list:
+        a, b = self.args, self.b
+        nr, w = 2 * self.w, self.w
         pre = b.block
-        head = kcg.fn.append_basic_block("k")
-        done = kcg.fn.append_basic_block("k.done")
+        head = self.fn.append_basic_block("k")
+        done = self.fn.append_basic_block("k.done")
         b.branch(head)
         b.position_at_end(head)
-        k = b.phi(i64)
-        k.add_incoming(c64(0), pre)
-        zero = ir.Constant(vec, None)
-        accs = [[b.phi(vec) for _ in range(2)] for _ in range(MR)]
+        k = b.phi(self.i64)
+        k.add_incoming(self.c(0), pre)
+        zero = ir.Constant(self.vec, None)
+        accs = [[b.phi(self.vec) for _ in range(2)] for _ in range(MR)]
         for row in accs:
             for acc in row:
                 acc.add_incoming(zero, pre)
-        bk = b.add(b_off, b.mul(k, c64(nr)))
-        bv = [_load(b, b_ptr, b.add(bk, c64(c * w)), vec, elem) for c in range(2)]
-        ak = b.add(a_off, b.mul(k, c64(MR)))
+        bk = b.add(b_off, b.mul(k, self.c(nr)))
+        bv = [_load(b, a["b"], b.add(bk, self.c(c * w)), self.vec, self.elem) for c in range(2)]
+        ak = b.add(a_off, b.mul(k, self.c(MR)))
         new = []
         for r in range(MR):
-            a = b.load(b.gep(a_ptr, [b.add(ak, c64(r))], inbounds=True, source_etype=elem), typ=elem)
-            splat = _splat(b, a, vec)
-            new.append([b.call(fma, [splat, bv[c], accs[r][c]]) for c in range(2)])
-        nxt = b.add(k, c64(1))
+            at = b.gep(a["a"], [b.add(ak, self.c(r))], inbounds=True, source_etype=self.elem)
+            x = b.load(at, typ=self.elem)
+            splat = _splat(b, x, self.vec)
+            new.append([b.call(self.fma, [splat, bv[c], accs[r][c]]) for c in range(2)])
+        nxt = b.add(k, self.c(1))
         k.add_incoming(nxt, b.block)
         for r in range(MR):
             for c in range(2):
                 accs[r][c].add_incoming(new[r][c], b.block)
-        b.cbranch(b.icmp_signed("<", nxt, c64(kc)), head, done)
+        b.cbranch(b.icmp_signed("<", nxt, a["kc"]), head, done)
         b.position_at_end(done)
         return new
 
-    def store(accs, row, col):
-        full_rows = b.icmp_signed("<=", b.add(row, c64(MR)), c64(s.m))
-        full_cols = b.icmp_signed("<=", b.add(col, c64(nr)), c64(s.n))
-        fast, edge, done = (kcg.fn.append_basic_block(x) for x in ("store.full", "store.edge", "store.done"))
-        b.cbranch(b.and_(full_rows, full_cols), fast, edge)
-        b.position_at_end(fast)
-        for r in range(MR):
-            for c in range(2):
-                at = _address(b, c_ptr, c_base, row, r, col, c * w, s.n, elem)
-                value = accs[r][c]
-                old = b.load(at, typ=vec)
-                old.align = 4
-                value = b.select(first, value, b.fadd(value, old))
-                st = b.store(value, at)
-                st.align = 4
-        b.branch(done)
-        b.position_at_end(edge)
-        masked_load = _declare(kcg.module, f"llvm.masked.load.v{w}{_suffix(elem)}.p0", vec,
-                               [ir.PointerType(), ir.IntType(32), ir.VectorType(ir.IntType(1), w), vec])
-        masked_store = _declare(kcg.module, f"llvm.masked.store.v{w}{_suffix(elem)}.p0", ir.VoidType(),
-                                [vec, ir.PointerType(), ir.IntType(32), ir.VectorType(ir.IntType(1), w)])
-        lanes = ir.Constant(ir.VectorType(i64, w), list(range(w)))
-        rows_left = b.sub(c64(s.m), row)
-        for r in range(MR):
-            row_ok = b.icmp_signed("<", c64(r), rows_left)
-            for c in range(2):
-                cols_left = b.sub(c64(s.n), b.add(col, c64(c * w)))
-                mask = b.icmp_signed("<", lanes, _splat(b, cols_left, ir.VectorType(i64, w)))
-                mask = b.and_(mask, b.select(row_ok, ir.Constant(mask.type, [1] * w),
-                                             ir.Constant(mask.type, [0] * w)))
-                at = _address(b, c_ptr, c_base, row, r, col, c * w, s.n, elem)
-                zero = ir.Constant(vec, None)
-                old = b.call(masked_load, [at, ir.Constant(ir.IntType(32), 4), mask, zero])
-                value = b.select(first, accs[r][c], b.fadd(accs[r][c], old))
-                b.call(masked_store, [value, at, ir.Constant(ir.IntType(32), 4), mask])
-        b.branch(done)
-        b.position_at_end(done)
+    def address(self, row, r, col, lane0: int):
+        a, b = self.args, self.b
+        flat = b.add(a["c_base"], b.add(b.mul(b.add(row, r), a["n"]), b.add(col, self.c(lane0))))
+        return b.gep(a["c"], [flat], inbounds=True, source_etype=self.elem)
 
-    counted("strips", s.nc // nr, column_strip)
+    def store_full(self, accs, row, col) -> None:
+        b, first = self.b, self.b.icmp_signed("==", self.args["first"], self.c(0))
+        with b.if_else(first) as (overwrite, accumulate):
+            for block, add in ((overwrite, False), (accumulate, True)):
+                with block:
+                    for r in range(MR):
+                        for c in range(2):
+                            at = self.address(row, self.c(r), col, c * self.w)
+                            value = accs[r][c]
+                            if add:
+                                old = b.load(at, typ=self.vec)
+                                old.align = 4
+                                value = b.fadd(value, old)
+                            b.store(value, at).align = 4
+
+    def store_edge(self, accs, row, col) -> None:
+        """Spill the tile, then write its rows inside the matrix with lane masks."""
+        a, b, w = self.args, self.b, self.w
+        tile = b.inttoptr(b.ptrtoint(self.tile, self.i64), ir.PointerType())
+        for r in range(MR):
+            for c in range(2):
+                at = b.gep(tile, [self.c((r * 2 + c) * w)], inbounds=True, source_etype=self.elem)
+                b.store(accs[r][c], at).align = 4
+        vmask = ir.VectorType(ir.IntType(1), w)
+        masked_load = _declare(self.module, f"llvm.masked.load.v{w}{_suffix(self.elem)}.p0", self.vec,
+                               [ir.PointerType(), ir.IntType(32), vmask, self.vec])
+        masked_store = _declare(self.module, f"llvm.masked.store.v{w}{_suffix(self.elem)}.p0", ir.VoidType(),
+                                [self.vec, ir.PointerType(), ir.IntType(32), vmask])
+        lanes = ir.Constant(ir.VectorType(self.i64, w), list(range(w)))
+        first = b.icmp_signed("==", a["first"], self.c(0))
+        rows_left = b.sub(a["m"], row)
+        count = b.select(b.icmp_signed("<", rows_left, self.c(MR)), rows_left, self.c(MR))
+
+        def one_row(r):
+            for c in range(2):
+                cols_left = b.sub(a["n"], b.add(col, self.c(c * w)))
+                mask = b.icmp_signed("<", lanes, _splat(b, cols_left, ir.VectorType(self.i64, w)))
+                src = b.gep(tile, [b.add(b.mul(r, self.c(2 * w)), self.c(c * w))], inbounds=True,
+                            source_etype=self.elem)
+                value = b.load(src, typ=self.vec)
+                value.align = 4
+                at = self.address(row, r, col, c * w)
+                zero = ir.Constant(self.vec, None)
+                old = b.call(masked_load, [at, ir.Constant(ir.IntType(32), 4), mask, zero])
+                value = b.select(first, value, b.fadd(value, old))
+                b.call(masked_store, [value, at, ir.Constant(ir.IntType(32), 4), mask])
+
+        self.counted("edge_rows", count, one_row)
 
 
 def _splat(b, scalar, vec):
@@ -261,13 +449,6 @@ def _splat(b, scalar, vec):
     first = b.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(64), 0))
     zeros = ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count)
     return b.shuffle_vector(first, ir.Constant(vec, ir.Undefined), zeros)
-
-
-def _address(b, base, c_base, row, r, col, lane0: int, n: int, elem):
-    i64 = ir.IntType(64)
-    flat = b.add(c_base, b.add(b.mul(b.add(row, ir.Constant(i64, r)), ir.Constant(i64, n)),
-                               b.add(col, ir.Constant(i64, lane0))))
-    return b.gep(base, [flat], inbounds=True, source_etype=elem)
 
 
 def _load(b, ptr, offset, vec, elem):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from . import loopir as L
 from .dtypes import bool_, float64, int64
-from .gemm import MR, MicroKernel
+from .gemm import MR, MicroKernel, Pack
 from .index import FloorDiv, Sym, Var
 from .mlir_scalar import ScalarBuilder, Unsupported, mlir_type
 from .printer import arg_better, combine, identity, in_window
@@ -82,6 +82,8 @@ class _KernelPrinter:
                 self.acc_update(s)
             elif isinstance(s, MicroKernel):
                 self.micro_kernel(s)
+            elif isinstance(s, Pack):
+                self.pack(s)
             else:  # pragma: no cover
                 raise TypeError(s)
 
@@ -91,6 +93,38 @@ class _KernelPrinter:
         strip_no = b.op(f"arith.divui {i}, {c(strip)} : index")
         start = b.op(f"arith.muli {strip_no}, {c(depth * strip)} : index")
         return b.op(f"arith.addi {start}, {b.op(f'arith.remui {i}, {c(strip)} : index')} : index")
+
+    def pack(self, s: Pack) -> None:
+        """The packing copy codegen calls a shared function for, as scalar loops: zero outside
+        the matrix, else the operand read at base + row * stride_row + col * stride_col."""
+        b, ind = self.b, self.b.indent
+        c = lambda n: b.index_const(n)  # noqa: E731
+        t = mlir_type(s.dtype)
+        strip = MR if s.which == "a" else 2 * (64 // s.dtype.itemsize)
+        major, minor = (s.extent_row, s.extent_col) if s.which == "a" else (s.extent_col, s.extent_row)
+        self.lines.append(f"{ind}// pack {s.which.upper()} block: strips of {strip}")
+        base, row0, col0 = self.index(s.base), self.index(s.row0), self.index(s.col0)
+        self.lines.append(f"{ind}scf.for %pm = {c(0)} to {c(major)} step {c(1)} {{")
+        self.lines.append(f"{ind}  scf.for %pk = {c(0)} to {c(minor)} step {c(1)} {{")
+        b.indent = ind + "    "
+        row = b.op(f"arith.addi {row0}, {'%pm' if s.which == 'a' else '%pk'} : index")
+        col = b.op(f"arith.addi {col0}, {'%pk' if s.which == 'a' else '%pm'} : index")
+        row_ok = b.op(f"arith.cmpi ult, {row}, {c(s.rows)} : index")
+        col_ok = b.op(f"arith.cmpi ult, {col}, {c(s.cols)} : index")
+        inside = b.op(f"arith.andi {row_ok}, {col_ok} : i1")
+        at_row = b.op(f"arith.muli {row}, {c(s.stride_row)} : index")
+        at_col = b.op(f"arith.muli {col}, {c(s.stride_col)} : index")
+        where = b.op(f"arith.addi {base}, {b.op(f'arith.addi {at_row}, {at_col} : index')} : index")
+        where = b.op(f"arith.select {inside}, {where}, {base} : index")
+        value = b.op(f"memref.load {self.buf_names[id(s.src)]}[{where}] : {memref_type(s.src)}")
+        value = b.op(f"arith.select {inside}, {value}, {b.const(0, s.dtype)} : {t}")
+        dst = self._packed_offset("%pm", strip, minor)
+        dst = b.op(f"arith.addi {dst}, {b.op(f'arith.muli %pk, {c(strip)} : index')} : index")
+        self.lines.append(f"{b.indent}memref.store {value}, {self.buf_names[id(s.dst)]}[{dst}] : "
+                          f"{memref_type(s.dst)}")
+        b.indent = ind
+        self.lines.append(f"{ind}  }}")
+        self.lines.append(f"{ind}}}")
 
     def micro_kernel(self, s: MicroKernel) -> None:
         """The same arithmetic as codegen's register-tiled vector micro-kernel, written as scalar
