@@ -80,3 +80,18 @@ def test_cat_gives_a_gradient_to_a_skipped_empty_tensor():
     llgrad.cat([y, x]).sum().backward()
     assert x.grad is not None and tuple(x.grad.shape) == (0,)
     assert y.grad.tolist() == [[1.0] * 3] * 2
+
+
+def test_amax_amin_gradient_of_a_nan_slice_is_nan():
+    # PyTorch's amax/amin backward is grad / count(x == out) * (x == out): a slice whose max
+    # is NaN has no match, so its whole gradient is NaN. llgrad shared it among the NaNs, as
+    # PyTorch does for the whole-tensor max() only.
+    def grad(fn):
+        x = llgrad.tensor([[1.0, float("nan"), 3.0], [2.0, 5.0, 5.0]], requires_grad=True)
+        fn(x).sum().backward()
+        return np.array(x.grad.tolist())
+
+    nan = np.nan
+    np.testing.assert_array_equal(grad(lambda x: x.amax(1)), [[nan, nan, nan], [0.0, 0.5, 0.5]])
+    np.testing.assert_array_equal(grad(lambda x: x.amin(1)), [[nan, nan, nan], [1.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(grad(lambda x: x.max()), [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])

@@ -73,12 +73,21 @@ def _vjp_sum(e, g, c):
 
 
 def _even_split(e, g, c):
-    """Gradient of max/min where ties share it evenly (whole-tensor max, amax, amin)."""
+    """Gradient of the whole-tensor max()/min(): ties share it evenly, NaNs share it when it is NaN."""
     x = c.srcs[0]
     out = _keepdim_grad(e, c.out, c)
     mask = e.logical_or(e.eq(x, out), e.logical_and(e.ne(x, x), e.ne(out, out)))
     count = e.sum(mask, dims=c.attrs["dims"], keepdim=True)
     return (e.where(mask, e.div(_keepdim_grad(e, g, c), count), 0),)
+
+
+def _vjp_amax(e, g, c):
+    """PyTorch's amax/amin rule: grad / count(x == out) where x == out. Ties share it; a NaN
+    slice matches nothing and gets NaN everywhere (0 * (g / 0))."""
+    x = c.srcs[0]
+    mask = e.eq(x, _keepdim_grad(e, c.out, c))
+    count = e.sum(mask, dims=c.attrs["dims"], keepdim=True)
+    return (e.mul(e.div(_keepdim_grad(e, g, c), count), mask),)
 
 
 def _extreme_vjp(arg_op: str):
@@ -106,9 +115,9 @@ register(OpDef("max", "reduce", _extreme_infer("max"), reduce="max", vjp=_extrem
                saves={0: (0, "out")}, grad_fn=_max_name("Max")))
 register(OpDef("min", "reduce", _extreme_infer("min"), reduce="min", vjp=_extreme_vjp("argmin"),
                saves={0: (0, "out")}, grad_fn=_max_name("Min")))
-register(OpDef("amax", "reduce", _extreme_infer("amax"), reduce="max", vjp=_even_split,
+register(OpDef("amax", "reduce", _extreme_infer("amax"), reduce="max", vjp=_vjp_amax,
                saves={0: (0, "out")}, grad_fn="AmaxBackward0"))
-register(OpDef("amin", "reduce", _extreme_infer("amin"), reduce="min", vjp=_even_split,
+register(OpDef("amin", "reduce", _extreme_infer("amin"), reduce="min", vjp=_vjp_amax,
                saves={0: (0, "out")}, grad_fn="AminBackward0"))
 register(OpDef("argmax", "reduce", _extreme_infer("argmax"), reduce="argmax"))
 register(OpDef("argmin", "reduce", _extreme_infer("argmin"), reduce="argmin"))
