@@ -436,6 +436,10 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     return apply("slice", input, dim=d, start=start, stop=start + length, step=1)
 
 
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    return apply("select", input, dim=dim, index=index)
+
+
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     return apply("bmm", input, mat2)
 
@@ -674,7 +678,7 @@ def bind_methods() -> None:
                  "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square",
                  "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax",
                  "logsumexp", "var", "std", "prod", "cumsum", "flip", "split", "chunk", "unbind", "narrow",
-                 "bmm"):
+                 "bmm", "select"):
         setattr(T, name, globals()[name])
     T.true_divide = T.div
     T.negative = T.neg
@@ -738,4 +742,5 @@ __all__ = [
     "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square", "clamp", "clip",
     "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax", "logsumexp", "var", "std", "prod",
     "cumsum", "flip", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "narrow",
+    "select",
 ]

@@ -95,3 +95,11 @@ def test_amax_amin_gradient_of_a_nan_slice_is_nan():
     np.testing.assert_array_equal(grad(lambda x: x.amax(1)), [[nan, nan, nan], [0.0, 0.5, 0.5]])
     np.testing.assert_array_equal(grad(lambda x: x.amin(1)), [[nan, nan, nan], [1.0, 0.0, 0.0]])
     np.testing.assert_array_equal(grad(lambda x: x.max()), [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_select_method_and_function():
+    # Tensor.select / torch.select were missing (the op existed, for x[i]).
+    x = llgrad.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    y = x.select(1, -1)
+    assert y.tolist() == [3.0, 6.0] and type(y.grad_fn).__name__ == "SelectBackward0"
+    assert llgrad.select(x, 0, 1).tolist() == [4.0, 5.0, 6.0]
