@@ -86,6 +86,8 @@ def _basic(x: Tensor, index: tuple):
         elif isinstance(item, bool):
             out = apply("unsqueeze", out, dim=dim)  # x[True]: a new dim of size 1
             dim += 1
+        elif isinstance(item, Tensor) and not item.dim() and item.dtype in (dtypes.int64, dtypes.int32):
+            out = apply("select", out, dim=dim, index=item.item())  # read as an int, like PyTorch: a view
         else:
             t = _as_index_tensor(item)
             if t.dtype is dtypes.bool_:

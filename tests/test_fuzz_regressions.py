@@ -103,3 +103,17 @@ def test_select_method_and_function():
     y = x.select(1, -1)
     assert y.tolist() == [3.0, 6.0] and type(y.grad_fn).__name__ == "SelectBackward0"
     assert llgrad.select(x, 0, 1).tolist() == [4.0, 5.0, 6.0]
+
+
+def test_zero_dim_integer_tensor_index_is_a_view():
+    # PyTorch reads a 0-d integer tensor index as an int: x[t] is a select view (it shares
+    # memory, grad_fn SelectBackward0); llgrad gathered a copy.
+    x = llgrad.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    i = llgrad.tensor(-1)
+    y = x[i]
+    assert y.tolist() == [3.0, 4.0] and type(y.grad_fn).__name__ == "SelectBackward0"
+    assert type(x[:, llgrad.tensor(0, dtype=llgrad.int32)].grad_fn).__name__ == "SelectBackward0"
+    base = llgrad.zeros(3)
+    view = base[llgrad.tensor(1)]
+    view.add_(5)
+    assert base.tolist() == [0.0, 5.0, 0.0]
