@@ -14,7 +14,7 @@ from .ops import OPS, IREmitter, make
 # Views whose index rewrite is a reshape, permute, slice or select under another name.
 _AS_RESHAPE = {"squeeze", "unsqueeze", "unsafe_view"}
 _AS_PERMUTE = {"transpose", "t"}
-_RENAMED = {"split": "slice", "unbind": "select", "clone": None}
+_RENAMED = {"split": "slice", "unbind": "select", "clone": None, "alias": None}
 
 
 def simplify(targets: list[Node]) -> list[Node]:

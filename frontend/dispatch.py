@@ -92,7 +92,7 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
 
 # Movement ops whose result shares storage with its input (the rest make fresh tensors).
 VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "expand",
-                      "slice", "split", "select", "unbind"})
+                      "slice", "split", "select", "unbind", "alias"})
 
 
 def _view_of(src: Tensor, name: str, node) -> Tensor:

@@ -129,6 +129,10 @@ def _advanced_args(x: Tensor, advanced: list):
 def getitem(x: Tensor, index) -> Tensor:
     view, advanced = _basic(x, _normalize(index))
     if not advanced:
+        if view is x:  # PyTorch always returns a new view: x[:] slices, x[:, :] and x[...] alias
+            if isinstance(index, slice):
+                return apply("slice", x, dim=0, start=0, stop=x.shape[0], step=1)
+            return apply("alias", x)
         return view
     src, start, idx = _advanced_args(view, advanced)
     return apply("index", src, *idx, start=start, count=len(idx))

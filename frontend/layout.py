@@ -62,6 +62,8 @@ def view_strides(old_shape: tuple, old_strides: tuple, new_shape: tuple) -> tupl
 
 def after_view(op: str, attrs: dict, in_shape: tuple, out_shape: tuple, strides: tuple, offset: int):
     """(strides, offset) of the result of view op `op` applied to (in_shape, strides, offset)."""
+    if op == "alias":
+        return strides, offset
     if op in ("reshape", "squeeze", "unsqueeze"):
         if op == "unsqueeze":
             d = attrs["dim"]

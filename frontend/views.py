@@ -46,6 +46,8 @@ def _write_back(emit, base, chain: tuple, value):
 def _inverse(emit, op: str, attrs: dict, src, new):
     if op in ("reshape", "squeeze", "unsqueeze", "unsafe_view"):
         return emit.reshape(new, shape=tuple(src.shape))
+    if op == "alias":
+        return new
     if op in ("permute", "transpose", "t"):
         dims = attrs["dims"]
         return emit.permute(new, dims=tuple(sorted(range(len(dims)), key=dims.__getitem__)))

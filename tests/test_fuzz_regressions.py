@@ -117,3 +117,20 @@ def test_zero_dim_integer_tensor_index_is_a_view():
     view = base[llgrad.tensor(1)]
     view.add_(5)
     assert base.tolist() == [0.0, 5.0, 0.0]
+
+
+def test_full_basic_index_makes_a_new_view():
+    # x[:], x[:, :] and x[...] returned x itself; PyTorch returns a new view (SliceBackward0 for
+    # a lone slice, AliasBackward0 when the index selects everything), not a leaf.
+    x = llgrad.ones((2, 3), requires_grad=True)
+    for index, name in ((slice(None), "SliceBackward0"), ((slice(None), slice(None)), "AliasBackward0"),
+                        (Ellipsis, "AliasBackward0"), ((), "AliasBackward0")):
+        y = x[index]
+        assert y is not x and not y.is_leaf and type(y.grad_fn).__name__ == name, index
+    y = x[...] * 2
+    y.sum().backward()
+    assert x.grad.tolist() == [[2.0] * 3] * 2
+    base = llgrad.zeros(3)
+    alias = base[...]
+    alias.add_(1)
+    assert base.tolist() == [1.0] * 3 and alias.stride() == (1,)

@@ -277,6 +277,9 @@ def _vjp_flip(e, g, c):
     return (e.flip(g, dims=c.attrs["dims"]),)
 
 
+# x[...] / x[:, :]: a new view of the whole tensor (PyTorch's alias).
+register(OpDef("alias", "movement", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype),
+               index=lambda idx, node: idx, vjp=lambda e, g, c: (g,), grad_fn="AliasBackward0"))
 register(OpDef("flip", "movement", _flip_infer, index=_flip_index, vjp=_vjp_flip, grad_fn="FlipBackward0"))
 
 
