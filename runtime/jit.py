@@ -18,6 +18,7 @@ _jit: _JIT | None = None
 
 # What `optimize` does to a module, as text: part of the disk cache key.
 PIPELINE = "O3 loop-vectorize slp-vectorize"
+LINKS_PER_JIT = 512  # programs linked into one LLJIT before a fresh one takes over
 
 
 class _JIT:
@@ -33,9 +34,8 @@ class _JIT:
         target = llvm.Target.from_default_triple()
         self.tm = target.create_target_machine(cpu=self.cpu, features=self.features, opt=3, jit=True)
         self.triple = llvm.get_process_triple()
-        self.lljit = llvm.create_lljit_compiler(
-            target.create_target_machine(cpu=self.cpu, features=self.features, opt=3, jit=True)
-        )
+        self.lljit = self._new_lljit()
+        self._links = 0
         self._names = itertools.count()
 
     def optimize(self, ir_text: str) -> llvm.ModuleRef:
@@ -56,30 +56,41 @@ class _JIT:
 
     def load(self, obj: bytes, symbol: str) -> tuple[int, object]:
         """Link object code; return the symbol's address and the tracker keeping it alive."""
-        lib = f"llgrad_lib{next(self._names)}"
-        tracker = (
-            llvm.JITLibraryBuilder()
-            .add_object_img(obj)
-            .add_current_process()
-            .export_symbol(symbol)
-            .link(self.lljit, lib)
-        )
-        addr = tracker[symbol]
-        if not addr:
-            raise RuntimeError(f"llgrad: compiled program has no symbol {symbol}")
-        return addr, tracker
+        addrs, tracker = self.load_many(obj, [symbol])
+        return addrs[symbol], tracker
 
     def load_many(self, obj: bytes, symbols: list[str]) -> tuple[dict, object]:
         """Like `load`, for several exported symbols: ({symbol: address}, tracker)."""
         builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
         for s in symbols:
             builder.export_symbol(s)
-        tracker = builder.link(self.lljit, f"llgrad_lib{next(self._names)}")
+        tracker = self._link(builder)
         addrs = {s: tracker[s] for s in symbols}
         missing = [s for s, a in addrs.items() if not a]
         if missing:
             raise RuntimeError(f"llgrad: compiled program has no symbol {missing[0]}")
         return addrs, tracker
+
+    def _link(self, builder):
+        """Link into the current LLJIT; after LINKS_PER_JIT libraries, into a fresh one.
+
+        Each library leaves its (empty) JITDylib in its LLJIT until the LLJIT goes (names
+        cannot be reused), ~10 KB. A retired LLJIT is freed with the last program in it.
+        """
+        with _lock:
+            if self._links >= LINKS_PER_JIT:
+                self.lljit, self._links = self._new_lljit(), 0
+            lljit = self.lljit
+            self._links += 1
+        tracker = builder.link(lljit, f"llgrad_lib{next(self._names)}")
+        # Kept by the tracker: its LLJIT is disposed only after the tracker freed its code.
+        tracker._llgrad_jit = lljit
+        return tracker
+
+    def _new_lljit(self):
+        target = llvm.Target.from_default_triple()
+        return llvm.create_lljit_compiler(
+            target.create_target_machine(cpu=self.cpu, features=self.features, opt=3, jit=True))
 
 
 def jit() -> _JIT:
