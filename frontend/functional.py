@@ -485,6 +485,8 @@ def _infer_size(shape: tuple, numel: int) -> tuple:
 def reshape(input: Tensor, *shape) -> Tensor:
     shape = _infer_size(_shape_arg(shape), input.numel())
     if view_strides(tuple(input.shape), input.stride(), shape) is not None:
+        if not input.is_contiguous():  # PyTorch's _reshape_alias (ReshapeAliasBackward0)
+            return apply("reshape", input, shape=shape, alias=True)
         return apply("reshape", input, shape=shape)
     # Not expressible as a view of this memory layout: PyTorch copies, then views the copy.
     return apply("unsafe_view", clone(input), shape=shape)

@@ -134,3 +134,15 @@ def test_full_basic_index_makes_a_new_view():
     alias = base[...]
     alias.add_(1)
     assert base.tolist() == [1.0] * 3 and alias.stride() == (1,)
+
+
+def test_reshape_of_a_non_contiguous_view_is_a_reshape_alias():
+    # PyTorch's reshape views a contiguous tensor (ViewBackward0) but aliases a non-contiguous
+    # one it can still view (ReshapeAliasBackward0); llgrad named both ViewBackward0.
+    x = llgrad.ones((4, 6), requires_grad=True)
+    assert type(x.reshape(6, 4).grad_fn).__name__ == "ViewBackward0"
+    assert type(x[::2].reshape(-1, 6).grad_fn).__name__ == "ReshapeAliasBackward0"
+    assert type(x.t().reshape(6, 2, 2).grad_fn).__name__ == "ReshapeAliasBackward0"
+    y = x.t().reshape(6, 2, 2)
+    (y * 3).sum().backward()
+    assert x.grad.tolist() == [[3.0] * 6] * 4

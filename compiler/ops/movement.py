@@ -78,8 +78,13 @@ def _squeeze_name(attrs):
     return "SqueezeBackward1" if len(dims) == 1 else "SqueezeBackward2"
 
 
+def _reshape_name(attrs):
+    # PyTorch's reshape views a contiguous tensor, aliases a non-contiguous one (frontend's call).
+    return "ReshapeAliasBackward0" if attrs.get("alias") else "ViewBackward0"
+
+
 for _name, _infer, _grad_fn in (
-    ("reshape", _reshape_infer, "ViewBackward0"),
+    ("reshape", _reshape_infer, _reshape_name),
     # A reshape whose result is a fresh tensor (PyTorch copies non-viewable reshapes first).
     ("unsafe_view", _reshape_infer, "UnsafeViewBackward0"),
     ("squeeze", _squeeze_infer, _squeeze_name),
