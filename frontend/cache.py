@@ -10,8 +10,10 @@ bounds it (least recently used entries go first).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
+from pathlib import Path
 
 from llgrad.runtime import diskcache
 
@@ -27,14 +29,27 @@ def info() -> dict:
     with warnings.catch_warnings():  # a refused directory is reported below, not warned about
         warnings.simplefilter("ignore", diskcache.CacheWarning)
         out = cache.info()
-    out["enabled"] = s.enabled and out["usable"]
+    out["enabled"] = s.enabled and (out["usable"] or not out["exists"])
     if not s.enabled:
         out["disabled_because"] = s.reason
+    elif not out["exists"]:
+        if _creatable(cache.root):
+            out["note"] = "made at the first compile"
+        else:
+            out["enabled"] = False
+            out["disabled_because"] = "the directory cannot be created"
     elif not out["usable"]:
         out["disabled_because"] = out["refused_because"] or "the directory cannot be created or read"
     ctx = diskcache.context()
     out["key"] = {k: ctx[k] for k in ("llgrad", "llvmlite", "llvm", "cpu", "triple")}
     return out
+
+
+def _creatable(path: Path) -> bool:
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
 
 
 def clear() -> int:
@@ -57,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     i = info()
     state = "on" if i["enabled"] else f"off ({i['disabled_because']})"
+    if i.get("note"):
+        state += f" ({i['note']})"
     key = i["key"]
     print(f"directory: {i['directory']}")
     print(f"state:     {state}")

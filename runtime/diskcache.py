@@ -391,10 +391,13 @@ class DiskCache:
         return removed
 
     def info(self) -> dict:
-        entries = self.entries() if self.root.is_dir() else []
+        """What the cache holds; does not create the directory."""
+        exists = self.root.is_dir()
+        entries = self.entries() if exists else []
         return {
             "directory": str(self.root),
-            "usable": self.usable(),
+            "exists": exists,
+            "usable": self.usable() if exists else False,
             "refused_because": self.refusal,
             "entries": len(entries),
             "bytes": sum(size for _, size, _ in entries),
