@@ -134,24 +134,24 @@ def distinct_graph_reference(i: int) -> float:
 
 def test_retired_jits_are_freed_with_their_last_program(monkeypatch):
     monkeypatch.setenv("LLGRAD_MAX_PROGRAMS", "2")
-    monkeypatch.setattr(jit_module, "LINKS_PER_JIT", 3)
+    monkeypatch.setattr(jit_module, "LINKS_PER_JIT", 2)
     executor.clear_memory_cache()
     jits = []
-    for i in range(12):
+    for i in range(6):
         assert distinct_graph(700 + i) == pytest.approx(distinct_graph_reference(700 + i), rel=1e-5)
         jits.append(weakref.ref(jit_module.jit().lljit))
     gc.collect()
-    # Four LLJITs took three programs each; only the last holds programs still in the cache.
-    assert [r() is not None for r in jits] == [False] * 9 + [True] * 3
+    # Three LLJITs took two programs each; only the last holds programs still in the cache.
+    assert [r() is not None for r in jits] == [False] * 4 + [True] * 2
 
 
 def test_many_distinct_graphs_keep_few_programs(monkeypatch):
-    monkeypatch.setenv("LLGRAD_MAX_PROGRAMS", "4")
+    monkeypatch.setenv("LLGRAD_MAX_PROGRAMS", "3")
     executor.clear_memory_cache()
-    for i in range(16):
+    for i in range(10):
         distinct_graph(100 + i)
-    assert executor.stats()["cached_programs"] == 4
-    assert live_programs() <= 4
+    assert executor.stats()["cached_programs"] == 3
+    assert live_programs() <= 3
 
 
 # -- compiling many programs: a helper process takes what LLVM keeps per compile -----------------
@@ -175,11 +175,11 @@ def test_compile_helper_is_replaced_after_its_quota(monkeypatch):
     monkeypatch.setenv("LLGRAD_WORKER_COMPILES", "2")
     compile_worker._shutdown()
     before = compile_worker.counts()
-    for i in range(5):
+    for i in range(3):
         assert distinct_graph(400 + i) == pytest.approx(distinct_graph_reference(400 + i), rel=1e-5)
     after = compile_worker.counts()
-    assert after["in_helper"] - before["in_helper"] == 5
-    assert after["helpers_started"] - before["helpers_started"] == 3
+    assert after["in_helper"] - before["in_helper"] == 3
+    assert after["helpers_started"] - before["helpers_started"] == 2
 
 
 def test_compiling_falls_back_to_this_process_when_the_helper_fails(monkeypatch):
