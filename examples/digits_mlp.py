@@ -33,8 +33,9 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-          drop_last: bool = False, log=print) -> dict:
-    """Train from seed; return test accuracy, per-epoch losses and seconds, compile statistics."""
+          drop_last: bool = False, log=print, build=build) -> dict:
+    """Train `build(llgrad.nn)` from seed; return test accuracy, per-epoch losses and seconds, compile
+    statistics."""
     x_train, y_train, x_test, y_test = data
     llgrad.manual_seed(seed)
     model = build(llgrad.nn)
@@ -65,7 +66,7 @@ def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: 
     return result
 
 
-def report(result: dict, compare_torch: bool, data, lr: float) -> None:
+def report(result: dict, compare_torch: bool, data, lr: float, build=build) -> None:
     seconds = result["seconds"]
     steps = result["step_seconds"]
     print(f"\ntest accuracy: {result['accuracy']:.2%}")

@@ -96,6 +96,29 @@ def test_a_training_loop_compiles_a_bounded_number_of_programs():
     assert runs[2:] == [2] * 6  # forward + backward, then the whole update in one program
 
 
+def test_deferred_update_fuses_into_the_next_program_with_the_same_results(monkeypatch):
+    def run(defer: bool):
+        monkeypatch.setattr(llgrad.optim.Optimizer, "defer_update", defer)
+        llgrad.manual_seed(7)
+        model = build(nn)
+        opt = llgrad.optim.SGD(model.parameters(), lr=0.1)
+        x, y = llgrad.tensor(X), llgrad.tensor(Y)
+        runs = []
+        for _ in range(5):
+            before = llgrad.runtime.stats()["runs"]
+            opt.zero_grad()
+            llgrad.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            runs.append(llgrad.runtime.stats()["runs"] - before)
+        return [p.detach().numpy().copy() for p in model.parameters()], runs
+
+    eager, eager_runs = run(False)
+    deferred, deferred_runs = run(True)
+    assert eager_runs == [2] * 5 and deferred_runs == [1] * 5  # one program per step when deferred
+    for a, b in zip(eager, deferred):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_update_is_recorded_lazily_then_computed_in_one_program():
     w = nn.Parameter(llgrad.ones(3))
     b = nn.Parameter(llgrad.zeros(3))

@@ -3,10 +3,11 @@
 An update is written with in-place tensor ops under no_grad (p.add_, buf.mul_):
 recorded into the IR like any op, with Python-number hyperparameters as
 run-time scalars, so changing the learning rate (or Adam's bias correction,
-which changes every step) never recompiles. At the end of step() the new
-parameter values and state are computed together in one program, cached
-after the first step; inside a traced whole-step program the same ops simply
-join that program.
+which changes every step) never recompiles. By default the new parameter
+values and state are computed at the end of step(), together in one program
+cached after the first step; with `defer_update` they stay pending and fuse
+into the next program that reads the parameters (inside a traced whole-step
+program the same ops simply join that program).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ required = _RequiredParameter()
 
 
 class Optimizer:
+    # False: step() computes the new values at once, in a small update program of its own (cheap
+    # to compile; the next forward+backward program reads stored parameters). True: the update
+    # stays pending and is computed inside the next program that reads the parameters, fused
+    # with it (one program per training step; the first step's program differs from the rest).
+    defer_update: bool = False
+
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
@@ -91,7 +98,8 @@ class Optimizer:
                 if params:
                     # In a compiled step, hyperparameters are re-read at every replay.
                     self._update_group(LiveGroup(group) if tracing else group, params)
-        self._materialize()
+        if not self.defer_update:
+            self._materialize()
         return loss
 
     def _update_group(self, group: dict, params: list[Tensor]) -> None:
