@@ -230,12 +230,14 @@ def _mismatch(plan, inputs: list[Node], params: list[Node], outputs: list[Node])
     return None
 
 
-_deferral: list = [None]  # while llgrad.compile traces a step: collects instead of computing
+# While llgrad.compile traces a step: collects instead of computing. Per thread: another
+# thread's values are still computed while one thread traces.
+_deferral = threading.local()
 
 
 def set_deferral(collect) -> None:
-    """Route realize() requests to `collect(nodes)` (None: compute them again)."""
-    _deferral[0] = collect
+    """Route this thread's realize() requests to `collect(nodes)` (None: compute them again)."""
+    _deferral.collect = collect
 
 
 def realize(nodes: list[Node]) -> None:
@@ -247,8 +249,9 @@ def realize(nodes: list[Node]) -> None:
             targets.append(n)
     if not targets:
         return
-    if _deferral[0] is not None:
-        _deferral[0](targets)
+    collect = getattr(_deferral, "collect", None)
+    if collect is not None:
+        collect(targets)
         return
     run_targets(targets)
 

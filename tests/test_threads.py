@@ -146,3 +146,26 @@ def test_threads_sharing_weights_and_evicting_programs(monkeypatch):
         np.testing.assert_allclose(values, want, rtol=1e-4, atol=1e-4)
     assert executor.stats()["cached_programs"] <= 2
     executor.clear_memory_cache()
+
+
+def test_one_thread_tracing_a_compiled_step_does_not_capture_another_threads_values():
+    collected: list = []
+    tracing, finish = threading.Event(), threading.Event()
+
+    def tracer():  # what llgrad.compile does while it traces a step
+        executor.set_deferral(collected.extend)
+        try:
+            tracing.set()
+            finish.wait(60)
+        finally:
+            executor.set_deferral(None)
+
+    t = threading.Thread(target=tracer)
+    t.start()
+    tracing.wait(60)
+    try:
+        value = (llgrad.arange(5.0) * 2).sum().item()
+    finally:
+        finish.set()
+        t.join()
+    assert value == 20.0 and collected == []
