@@ -8,6 +8,7 @@ Python's own position table, and formats MLIR `loc(...)` attributes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -48,8 +49,13 @@ def display_path(filename: str) -> str:
     """The file as a reader would name it: relative to the working directory when inside it."""
     if not os.path.isabs(filename):
         return filename
+    return _relative(filename, os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative(filename: str, cwd: str) -> str:
     try:
-        rel = os.path.relpath(filename)
+        rel = os.path.relpath(filename, cwd)
     except ValueError:
         return filename
     return filename if rel.startswith("..") else rel

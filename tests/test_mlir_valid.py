@@ -8,9 +8,11 @@ test_zz_mlir_suite.py verifies the graphs of the whole test suite.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import threading
 
 import llgrad
 import numpy as np
@@ -22,25 +24,41 @@ MLIR_STAGES = "forward,backward,optimized,kernels"
 
 
 def verify(modules: list[str]) -> list[str]:
-    """mlir-opt-19's complaints about each module (empty: all valid), in one run."""
+    """mlir-opt-19's complaints about each module (empty: all valid): one run per CPU."""
     if not modules:
         return []
-    joined = "\n// -----\n".join(modules)
-    done = subprocess.run([MLIR_OPT, "--split-input-file", "-o", "/dev/null", "-"], input=joined,
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode == 0:
-        return []
+    parts = max(1, min(os.cpu_count() or 1, len(modules) // 50))
+    chunks = [modules[k::parts] for k in range(parts)]
+    runs = [subprocess.Popen([MLIR_OPT, "--split-input-file", "-o", "/dev/null", "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in chunks]
+    threads = [threading.Thread(target=_feed, args=(run, "\n// -----\n".join(chunk)))
+               for run, chunk in zip(runs, chunks)]
+    for t in threads:
+        t.start()
+    errors = []
+    for run, chunk, t in zip(runs, chunks, threads):
+        t.join()
+        if run.returncode != 0:
+            errors += _locate(chunk, run.stderr_text)
+    return errors
+
+
+def _feed(run, text: str) -> None:
+    run.stderr_text = run.communicate(text, timeout=900)[1]
+
+
+def _locate(modules: list[str], stderr: str) -> list[str]:
+    """Each error with the header line of the module it is in."""
     starts, line = [], 1
     for m in modules:
         starts.append(line)
         line += m.count("\n") + 2
     errors = []
-    for match in re.finditer(r"within split at <stdin>:(\d+) offset :(\d+):\d+: error: (.*)", done.stderr):
+    for match in re.finditer(r"within split at <stdin>:(\d+) offset :(\d+):\d+: error: (.*)", stderr):
         at = int(match.group(1))
         k = max(i for i, s in enumerate(starts) if s <= at + 1)
-        head = modules[k].splitlines()[0]
-        errors.append(f"{head}\n  line {match.group(2)}: {match.group(3)}")
-    return errors or [done.stderr[:4000]]
+        errors.append(f"{modules[k].splitlines()[0]}\n  line {match.group(2)}: {match.group(3)}")
+    return errors or [stderr[:4000]]
 
 
 def modules_of(text: str) -> list[str]:
