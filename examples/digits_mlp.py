@@ -81,8 +81,11 @@ def report(result: dict, compare_torch: bool, data, lr: float, build=build) -> N
         if torch_seconds is None:
             print("PyTorch is not installed: nothing to compare with")
         else:
-            print(f"PyTorch eager: median {np.median(torch_seconds):.3f} s per epoch (same model, batches, "
-                  f"batch size)")
+            import torch
+
+            threads = torch.get_num_threads()
+            print(f"PyTorch eager ({threads} threads): median {np.median(torch_seconds):.3f} s per epoch "
+                  "(same model, initial weights, batches)")
 
 
 def main(argv=None) -> None:

@@ -39,8 +39,10 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict, params: list[Tensor]) -> None:
-        lr, eps, weight_decay, amsgrad = group["lr"], group["eps"], group["weight_decay"], group["amsgrad"]
-        beta1, beta2 = group["betas"]
+        # Floats, so that lr=1 then lr=0.5 are the same graph (an int would be an int64 scalar).
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        amsgrad = group["amsgrad"]
+        beta1, beta2 = (float(b) for b in group["betas"])
         for p in params:
             grad = F.neg(p.grad) if group["maximize"] else p.grad
             state = self.state[p]

@@ -27,8 +27,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict, params: list[Tensor]) -> None:
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        # Floats, so that lr=1 then lr=0.5 are the same graph (an int would be an int64 scalar).
+        lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
+        weight_decay, nesterov = float(group["weight_decay"]), group["nesterov"]
         for p in params:
             d_p = F.neg(p.grad) if group["maximize"] else p.grad
             if weight_decay != 0:
