@@ -23,8 +23,7 @@ from . import loopir as L
 from .dtypes import bool_, float64, int64
 from .gemm import MR, MicroKernel, Pack
 from .index import FloorDiv, Sym, Var
-from .mlir_scalar import ScalarBuilder, Unsupported, mlir_type
-from .printer import arg_better, combine, identity, in_window
+from .mlir_scalar import ScalarBuilder, Unsupported, arg_better, combine, identity, in_window, mlir_type
 
 
 def memref_type(buf: L.Buf) -> str:

@@ -16,6 +16,7 @@ import math
 import struct
 
 from .dtypes import DType, bool_, float32, float64
+from .index import FloorDiv, Sym, Var
 
 TYPES = {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32", "bool": "i1"}
 
@@ -342,3 +343,82 @@ _RULES = {
 
 def has_rule(name: str) -> bool:
     return name in _RULES
+
+
+# -- accumulators and index arithmetic (shared by both printers) ---------------------------
+
+def identity(kind: str, dt):
+    """The start value of an accumulator of `kind` (what codegen initializes it to)."""
+    if kind == "sum":
+        return 0
+    if kind == "prod":
+        return 1
+    low = kind in ("max", "argmax")
+    if dt.is_floating_point:
+        return -math.inf if low else math.inf
+    if dt is bool_:
+        return not low
+    bits = dt.itemsize * 8
+    return -(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1
+
+
+def combine(b: ScalarBuilder, kind: str, acc: str, v: str, dt) -> str:
+    """acc (+) v for a sum/prod/max/min accumulator, as codegen combines it."""
+    if kind == "sum":
+        if dt.is_floating_point:
+            return b.op(f"arith.addf {acc}, {v} fastmath<reassoc,contract> : {mlir_type(dt)}")
+        return b.binary("", "addi", acc, v, dt, "ori")
+    if kind == "prod":
+        if dt.is_floating_point:
+            return b.op(f"arith.mulf {acc}, {v} fastmath<reassoc,contract> : {mlir_type(dt)}")
+        return b.binary("", "muli", acc, v, dt, "andi")
+    if dt.is_floating_point:
+        return b.minmax("max" if kind == "max" else "min", acc, v, dt)
+    better = b.compare(">" if kind == "max" else "<", v, acc, dt)
+    return b.select(better, v, acc, dt)
+
+
+def arg_better(b: ScalarBuilder, low: bool, v: str, cur: str, dt) -> str:
+    """Whether `v` replaces the current best of an argmax (low) / argmin: NaN wins and stays."""
+    better = b.compare(">" if low else "<", v, cur, dt)
+    if dt.is_floating_point:
+        t = mlir_type(dt)
+        v_nan = b.op(f"arith.cmpf uno, {v}, {v} : {t}")
+        cur_ok = b.op(f"arith.cmpf ord, {cur}, {cur} : {t}")
+        better = b.op(f"arith.ori {better}, {b.op(f'arith.andi {v_nan}, {cur_ok} : i1')} : i1")
+    return better
+
+
+def index_value(b: ScalarBuilder, sym: Sym, at: dict) -> str:
+    """A symbolic index as `index`-typed arith ops over the loop indices in `at` (Var -> SSA)."""
+    total = None
+    for atom, coeff in sym.terms:
+        if isinstance(atom, Var):
+            term = at[atom]
+        else:
+            inner = index_value(b, atom.expr, at)
+            signed = atom.expr.bounds()[0] < 0  # only under a guard; unused there
+            d = b.index_const(atom.divisor)
+            if isinstance(atom, FloorDiv):
+                term = b.op(f"arith.{'divsi' if signed else 'divui'} {inner}, {d} : index")
+            else:
+                term = b.op(f"arith.{'remsi' if signed else 'remui'} {inner}, {d} : index")
+        if coeff != 1:
+            term = b.op(f"arith.muli {term}, {b.index_const(coeff)} : index")
+        total = term if total is None else b.op(f"arith.addi {total}, {term} : index")
+    if total is None:
+        return b.index_const(sym.const)
+    if sym.const:
+        total = b.op(f"arith.addi {total}, {b.index_const(sym.const)} : index")
+    return total
+
+
+def in_window(b: ScalarBuilder, at: str, start: int, count: int, step: int) -> str:
+    """i1: start <= at < start + count*step and (at - start) % step == 0 (codegen's InWindow)."""
+    d = b.op(f"arith.subi {at}, {b.index_const(start)} : index")
+    ok = b.op(f"arith.andi {b.op(f'arith.cmpi sge, {d}, {b.index_const(0)} : index')}, "
+              f"{b.op(f'arith.cmpi slt, {d}, {b.index_const(count * step)} : index')} : i1")
+    if step != 1:
+        rem = b.op(f"arith.remsi {d}, {b.index_const(step)} : index")
+        ok = b.op(f"arith.andi {ok}, {b.op(f'arith.cmpi eq, {rem}, {b.index_const(0)} : index')} : i1")
+    return ok

@@ -29,7 +29,18 @@ from .dtypes import bool_, int64
 from .graph import Node
 from .index import FloorDiv, Sym, Var
 from .mlir_loc import LocTable, comment, position
-from .mlir_scalar import ScalarBuilder, Unsupported, mlir_type, param_dtype, param_type
+from .mlir_scalar import (
+    ScalarBuilder,
+    Unsupported,
+    arg_better,
+    combine,
+    identity,
+    in_window,
+    index_value,
+    mlir_type,
+    param_dtype,
+    param_type,
+)
 
 _ITER = {True: '"reduction"', False: '"parallel"'}
 
@@ -483,7 +494,7 @@ class FunctionPrinter:
         if kind.startswith("arg"):
             self._arg_reduce(node, src, ax, vars_, in_map, out_map, iters)
             return
-        init = self.init_filled(node, lambda b: b.const(_identity(kind, acc_dt), acc_dt))
+        init = self.init_filled(node, lambda b: b.const(identity(kind, acc_dt), acc_dt))
 
         def body(b: ScalarBuilder, block: list) -> str:
             v = b.convert(block[0], src.dtype, acc_dt)
@@ -496,7 +507,7 @@ class FunctionPrinter:
         kind = node.op.reduce
         loc = self.loc_of(node)
         low = kind == "argmax"
-        start = _identity("max" if low else "min", src.dtype)
+        start = identity("max" if low else "min", src.dtype)
         vals = self.init_filled(node, lambda b: b.const(start, src.dtype), dtype=src.dtype, suffix="v")
         pos = self.init_filled(node, lambda b: b.const(0, int64), suffix="i")
         out = self.new_name()
@@ -574,14 +585,14 @@ class FunctionPrinter:
         kind = node.op.reduce
         in_map = self.module.map(rank + 1, [f"d{rank}" if k == d else f"d{k}" for k in range(rank)])
         out_map = self.module.map(rank + 1, [f"d{k}" for k in range(rank)])
-        init = self.init_filled(node, lambda b: b.const(_identity(kind, node.dtype), node.dtype))
+        init = self.init_filled(node, lambda b: b.const(identity(kind, node.dtype), node.dtype))
 
         def body(b: ScalarBuilder, block: list) -> str:
             r = b.op(f"linalg.index {rank} : index")
             i = b.op(f"linalg.index {d} : index")
             v = b.convert(block[0], src.dtype, node.dtype)
             before = b.op(f"arith.cmpi ule, {r}, {i} : index")
-            v = b.select(before, v, b.const(_identity(kind, node.dtype), node.dtype), node.dtype)
+            v = b.select(before, v, b.const(identity(kind, node.dtype), node.dtype), node.dtype)
             return combine(b, kind, "%out", v, node.dtype)
 
         self.generic(node, [(self.tensor(src), tensor_type(src))], [in_map], [False] * rank + [True], body,
@@ -693,91 +704,6 @@ def _map_fits(sidx: tuple, src_shape: tuple) -> bool:
             if s.terms[0][0].extent != n:
                 return False
     return True
-
-
-# -- scalar helpers shared with the loop-level printer -----------------------------------
-
-def _identity(kind: str, dt):
-    import math
-
-    if kind == "sum":
-        return 0
-    if kind == "prod":
-        return 1
-    low = kind in ("max", "argmax")
-    if dt.is_floating_point:
-        return -math.inf if low else math.inf
-    if dt is bool_:
-        return not low
-    bits = dt.itemsize * 8
-    return -(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1
-
-
-def identity(kind: str, dt):
-    """The start value of an accumulator of `kind` (what codegen initializes it to)."""
-    return _identity(kind, dt)
-
-
-def combine(b: ScalarBuilder, kind: str, acc: str, v: str, dt) -> str:
-    """acc (+) v for a sum/prod/max/min accumulator, as codegen combines it."""
-    if kind == "sum":
-        if dt.is_floating_point:
-            return b.op(f"arith.addf {acc}, {v} fastmath<reassoc,contract> : {mlir_type(dt)}")
-        return b.binary("", "addi", acc, v, dt, "ori")
-    if kind == "prod":
-        if dt.is_floating_point:
-            return b.op(f"arith.mulf {acc}, {v} fastmath<reassoc,contract> : {mlir_type(dt)}")
-        return b.binary("", "muli", acc, v, dt, "andi")
-    if dt.is_floating_point:
-        return b.minmax("max" if kind == "max" else "min", acc, v, dt)
-    better = b.compare(">" if kind == "max" else "<", v, acc, dt)
-    return b.select(better, v, acc, dt)
-
-
-def arg_better(b: ScalarBuilder, low: bool, v: str, cur: str, dt) -> str:
-    """Whether `v` replaces the current best of an argmax (low) / argmin: NaN wins and stays."""
-    better = b.compare(">" if low else "<", v, cur, dt)
-    if dt.is_floating_point:
-        t = mlir_type(dt)
-        v_nan = b.op(f"arith.cmpf uno, {v}, {v} : {t}")
-        cur_ok = b.op(f"arith.cmpf ord, {cur}, {cur} : {t}")
-        better = b.op(f"arith.ori {better}, {b.op(f'arith.andi {v_nan}, {cur_ok} : i1')} : i1")
-    return better
-
-
-def index_value(b: ScalarBuilder, sym: Sym, at: dict) -> str:
-    """A symbolic index as `index`-typed arith ops over the loop indices in `at` (Var -> SSA)."""
-    total = None
-    for atom, coeff in sym.terms:
-        if isinstance(atom, Var):
-            term = at[atom]
-        else:
-            inner = index_value(b, atom.expr, at)
-            signed = atom.expr.bounds()[0] < 0  # only under a guard; unused there
-            d = b.index_const(atom.divisor)
-            if isinstance(atom, FloorDiv):
-                term = b.op(f"arith.{'divsi' if signed else 'divui'} {inner}, {d} : index")
-            else:
-                term = b.op(f"arith.{'remsi' if signed else 'remui'} {inner}, {d} : index")
-        if coeff != 1:
-            term = b.op(f"arith.muli {term}, {b.index_const(coeff)} : index")
-        total = term if total is None else b.op(f"arith.addi {total}, {term} : index")
-    if total is None:
-        return b.index_const(sym.const)
-    if sym.const:
-        total = b.op(f"arith.addi {total}, {b.index_const(sym.const)} : index")
-    return total
-
-
-def in_window(b: ScalarBuilder, at: str, start: int, count: int, step: int) -> str:
-    """i1: start <= at < start + count*step and (at - start) % step == 0 (codegen's InWindow)."""
-    d = b.op(f"arith.subi {at}, {b.index_const(start)} : index")
-    ok = b.op(f"arith.andi {b.op(f'arith.cmpi sge, {d}, {b.index_const(0)} : index')}, "
-              f"{b.op(f'arith.cmpi slt, {d}, {b.index_const(count * step)} : index')} : i1")
-    if step != 1:
-        rem = b.op(f"arith.remsi {d}, {b.index_const(step)} : index")
-        ok = b.op(f"arith.andi {ok}, {b.op(f'arith.cmpi eq, {rem}, {b.index_const(0)} : index')} : i1")
-    return ok
 
 
 # -- whole programs ------------------------------------------------------------------------
