@@ -146,3 +146,20 @@ def test_reshape_of_a_non_contiguous_view_is_a_reshape_alias():
     y = x.t().reshape(6, 2, 2)
     (y * 3).sum().backward()
     assert x.grad.tolist() == [[3.0] * 6] * 4
+
+
+def test_reductions_over_dim_0_of_a_0d_tensor():
+    # x.sum(0) of a 0-d tensor normalized dim 0 to an axis the tensor lacks: every reduction
+    # with a dim crashed while compiling. PyTorch reduces over nothing (SumBackward1 etc.).
+    cases = {"sum": lambda x: x.sum(0), "keepdim": lambda x: x.sum(-1, keepdim=True),
+             "mean": lambda x: x.mean(0), "amax": lambda x: x.amax(0), "max": lambda x: x.max(0).values,
+             "min": lambda x: x.min(-1, keepdim=True).values, "prod": lambda x: x.prod(0),
+             "logsumexp": lambda x: x.logsumexp(0), "norm": lambda x: x.norm(2, 0)}
+    for name, fn in cases.items():
+        x = llgrad.tensor(-0.8, dtype=llgrad.float64, requires_grad=True)
+        y = fn(x)
+        assert y.shape == () and abs(y.item() - (0.8 if name == "norm" else -0.8)) < 1e-12, name
+        y.backward()
+        assert x.grad.item() == (-1.0 if name == "norm" else 1.0), name
+    x = llgrad.tensor(-0.8, dtype=llgrad.float64)
+    assert x.argmax(0).item() == 0 and x.var(0, correction=0).item() == 0.0

@@ -24,6 +24,8 @@ def _normalize(srcs, attrs, name: str):
     dims = attrs.get("dims")
     if dims is not None:
         dims = normalize_dims(dims, len(x.shape)) or tuple(range(len(x.shape)))
+        if not x.shape:  # dim 0 (or -1) of a 0-d tensor is valid and names no axis: reduce nothing
+            dims = ()
     attrs["dims"] = dims
     attrs["keepdim"] = bool(attrs.get("keepdim", False))
     all_axes = tuple(range(len(x.shape))) if dims is None else dims
@@ -95,6 +97,8 @@ def _extreme_vjp(arg_op: str):
         x = c.srcs[0]
         if c.attrs["dims"] is None:
             return _even_split(e, g, c)
+        if not c.src_shapes[0]:  # max(0) of a 0-d tensor is the tensor
+            return (g,)
         g = _keepdim_grad(e, g, c)
         # Along a dim: the whole gradient goes to the one index max/min returns.
         (d,) = _ctx_axes(c)
