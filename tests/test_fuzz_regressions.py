@@ -163,3 +163,13 @@ def test_reductions_over_dim_0_of_a_0d_tensor():
         assert x.grad.item() == (-1.0 if name == "norm" else 1.0), name
     x = llgrad.tensor(-0.8, dtype=llgrad.float64)
     assert x.argmax(0).item() == 0 and x.var(0, correction=0).item() == 0.0
+
+
+def test_std_gradient_where_std_is_zero():
+    # PyTorch masks a zero std in std's backward (gradient 0); llgrad divided by it (NaN).
+    x = llgrad.tensor([[1.0, 1.0], [1.0, 2.0]], requires_grad=True)
+    x.std(1).sum().backward()
+    np.testing.assert_allclose(x.grad.tolist(), [[0.0, 0.0], [-0.70710677, 0.70710677]], rtol=1e-6)
+    y = llgrad.tensor(-0.8, requires_grad=True)
+    y.std(0, correction=0).backward()
+    assert y.grad.item() == 0.0

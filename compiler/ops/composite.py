@@ -249,8 +249,10 @@ def _vjp_std(e, g, c):
     std = c.out if c.attrs["keepdim"] else e.reshape(c.out, shape=reduced_shape(c.src_shapes[0], axes, True))
     if not c.attrs["keepdim"]:
         g = e.reshape(g, shape=std.shape)
-    scaled = e.div(g, e.mul(std, _grad_divisor(c.srcs[0], c.attrs)))
-    return (e.mul(scaled, _centered(e, c.srcs[0], c.attrs)),)
+    # PyTorch's std_backward: var's backward of grad / (2 std), masked to 0 where std is 0.
+    grad_var = e.where(e.eq(std, 0), 0, e.div(g, e.mul(std, 2)))
+    dof = _grad_divisor(c.srcs[0], c.attrs)
+    return (e.mul(e.mul(grad_var, 2.0 / dof if dof else math.inf), _centered(e, c.srcs[0], c.attrs)),)
 
 
 register(OpDef("var", "composite", _var_infer, decompose=_decompose_var, vjp=_vjp_var, saves={0: (0,)},
