@@ -78,7 +78,7 @@ def _basic(x: Tensor, index: tuple):
                 raise ValueError("step must be greater than zero")
             start = 0 if item.start is None else _int(item.start)
             stop = out.shape[dim] if item.stop is None else _int(item.stop)
-            if not (item.start is None and item.stop is None and step == 1):
+            if not (start == 0 and stop >= out.shape[dim] and step == 1):  # PyTorch skips full slices
                 out = apply("slice", out, dim=dim, start=start, stop=stop, step=step)
             dim += 1
         elif isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, bool):

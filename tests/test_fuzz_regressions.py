@@ -173,3 +173,13 @@ def test_std_gradient_where_std_is_zero():
     y = llgrad.tensor(-0.8, requires_grad=True)
     y.std(0, correction=0).backward()
     assert y.grad.item() == 0.0
+
+
+def test_full_slices_inside_a_tuple_index_are_skipped_like_pytorch():
+    # PyTorch skips a slice starting at 0 with step 1 that reaches the end (x[:, :2] of a size-1
+    # dim), so an index of only such slices is an alias; llgrad recorded the slice.
+    x = llgrad.ones((2, 1, 3), requires_grad=True)
+    names = {"x[:, :2]": "AliasBackward0", "x[:, 0:]": "AliasBackward0", "x[:, :1, :3]": "AliasBackward0",
+             "x[:, -1:]": "SliceBackward0", "x[:, :-0]": "SliceBackward0", "x[:, 1:, 0:3:1]": "SliceBackward0"}
+    for text, name in names.items():
+        assert type(eval(text).grad_fn).__name__ == name, text
