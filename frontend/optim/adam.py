@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, as_float
 
 
 class Adam(Optimizer):
@@ -39,10 +39,9 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict, params: list[Tensor]) -> None:
-        # Floats, so that lr=1 then lr=0.5 are the same graph (an int would be an int64 scalar).
-        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        lr, eps, weight_decay = as_float(group["lr"]), as_float(group["eps"]), as_float(group["weight_decay"])
         amsgrad = group["amsgrad"]
-        beta1, beta2 = (float(b) for b in group["betas"])
+        beta1, beta2 = (as_float(b) for b in group["betas"])
         for p in params:
             grad = F.neg(p.grad) if group["maximize"] else p.grad
             state = self.state[p]

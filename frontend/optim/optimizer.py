@@ -24,6 +24,12 @@ from ..compile import LiveGroup
 from ..tensor import Tensor
 
 
+def as_float(value):
+    """An int hyperparameter as a float, so that lr=1 then lr=0.5 are one graph (an int would be an
+    int64 scalar). Floats pass as they are (a compiled step's live numbers stay live)."""
+    return float(value) if type(value) is int else value
+
+
 class _RequiredParameter:
     def __repr__(self) -> str:
         return "<required parameter>"

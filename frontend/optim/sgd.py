@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, as_float
 
 
 class SGD(Optimizer):
@@ -27,9 +27,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict, params: list[Tensor]) -> None:
-        # Floats, so that lr=1 then lr=0.5 are the same graph (an int would be an int64 scalar).
-        lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
-        weight_decay, nesterov = float(group["weight_decay"]), group["nesterov"]
+        lr, momentum = as_float(group["lr"]), as_float(group["momentum"])
+        dampening, weight_decay = as_float(group["dampening"]), as_float(group["weight_decay"])
+        nesterov = group["nesterov"]
         for p in params:
             d_p = F.neg(p.grad) if group["maximize"] else p.grad
             if weight_decay != 0:
