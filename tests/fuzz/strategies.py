@@ -27,6 +27,9 @@ class Profile:
     ops: dict  # op group -> weight
     dtypes: tuple  # leaf dtypes, most likely first
     max_steps: int = 6
+    sizes: tuple = (2, 3, 1, 4, 5, 2, 3, 1)  # dim sizes of fresh leaves
+    big: tuple = ()  # whole shapes fresh leaves sometimes take (past the kernels' size thresholds)
+    scale: int = 1  # multiplies the element limits (expand, index, matmul results)
 
 
 ELEMENTWISE = ("binary", "unary", "where", "compare", "clamp", "cast", "scalar", "masked_fill")
@@ -110,7 +113,34 @@ PROFILES = {
     ),
 }
 
-SIZES = (2, 3, 1, 4, 5, 2, 3, 1)
+# Shapes past the thresholds of the paths small graphs never reach: GEMM (m*n*k >= 32768),
+# reductions split into 64 partials (>= 65536 elements), programs run on both threads.
+PROFILES["large"] = Profile(
+    "large",
+    {
+        "binary": 3,
+        "unary": 2,
+        "scalar": 1,
+        "where": 1,
+        "sum": 3,
+        "amax": 1,
+        "max_dim": 1,
+        "max_all": 1,
+        "prod": 1,
+        "softmax": 1,
+        "mm": 3,
+        "matmul": 2,
+        "bmm": 1,
+        "transpose": 1,
+        "slice": 1,
+        "reshape": 1,
+    },
+    ("float32", "float64"),
+    max_steps=4,
+    sizes=(40, 33, 64, 1, 7, 100, 129),
+    big=((256, 256), (64, 1024), (65536,), (2, 128, 256), (300, 220), (257, 255), (131072,)),
+    scale=1024,
+)
 
 
 class Builder:
@@ -169,10 +199,17 @@ class Builder:
 
     # -- drawing shapes, dtypes and operands -------------------------------------------
     def shape(self, min_ndim: int = 0, max_ndim: int = 3) -> tuple:
-        ndim = self.draw(st.integers(min_ndim, max_ndim))
+        big = [s for s in self.profile.big if min_ndim <= len(s) <= max_ndim]
+        if big and self.draw(st.integers(0, 2)) == 0:
+            return self.draw(st.sampled_from(big))
+        cap = max(min_ndim, 2) if self.profile.big else max_ndim  # large sizes: at most 2 large dims
+        ndim = self.draw(st.integers(min_ndim, min(max_ndim, cap)))
         empty = self.draw(st.integers(0, 11)) == 11
-        sizes = st.sampled_from(SIZES + (0,)) if empty else st.sampled_from(SIZES)
-        return tuple(self.draw(sizes) for _ in range(ndim))
+        sizes = self.profile.sizes + (0,) if empty else self.profile.sizes
+        lead = (
+            tuple(self.draw(st.sampled_from((2, 1, 3))) for _ in range(ndim - 2)) if self.profile.big else ()
+        )
+        return lead + tuple(self.draw(st.sampled_from(sizes)) for _ in range(ndim - len(lead)))
 
     def dtype(self, choices: tuple | None = None) -> str:
         return self.draw(st.sampled_from(choices or self.profile.dtypes))
@@ -222,7 +259,7 @@ class Builder:
             return (
                 rv.dtype in allowed
                 and _broadcasts(rv.shape, shape)
-                and math.prod(np.broadcast_shapes(rv.shape, shape)) <= 256
+                and math.prod(np.broadcast_shapes(rv.shape, shape)) <= 256 * self.profile.scale
             )
 
         def fresh():
@@ -424,7 +461,7 @@ def gen_expand(b: Builder):
     ]
     lead = [b.draw(st.sampled_from((2, 1, 3))) for _ in range(b.draw(st.integers(0, 2)))]
     out = tuple(lead + target)
-    if math.prod(n if n != -1 else 1 for n in out) * max(math.prod(shape), 1) > 512:
+    if math.prod(n if n != -1 else 1 for n in out) * max(math.prod(shape), 1) > 512 * b.profile.scale:
         return None
     return b.add("expand", (a,), {"shape": out})
 
@@ -518,7 +555,7 @@ def gen_index(b: Builder):
     shapes = [b.rv(i).shape for i in idx]
     if not _broadcasts(*shapes) if len(shapes) == 2 else False:
         return None
-    if math.prod(np.broadcast_shapes(*shapes)) * max(math.prod(shape), 1) > 1024:
+    if math.prod(np.broadcast_shapes(*shapes)) * max(math.prod(shape), 1) > 1024 * b.profile.scale:
         return None
     return b.add("index", (a, *idx), {"dims": dims})
 
@@ -742,7 +779,9 @@ def gen_bmm(b: Builder):
     def fits(o):
         return o.dtype == rv.dtype and len(o.shape) == 3 and o.shape[:2] == (rv.shape[0], rv.shape[2])
 
-    other = b.pick(fits, lambda: b.leaf((rv.shape[0], rv.shape[2], b.draw(st.sampled_from(SIZES))), rv.dtype))
+    other = b.pick(
+        fits, lambda: b.leaf((rv.shape[0], rv.shape[2], b.draw(st.sampled_from(b.profile.sizes))), rv.dtype)
+    )
     return b.add("bmm", (a, other))
 
 
@@ -777,7 +816,7 @@ def gen_matmul(b: Builder):
     if rv.dtype not in MATMUL_DTYPES:
         return None
     k = rv.shape[-1]
-    m = b.draw(st.sampled_from(SIZES))
+    m = b.draw(st.sampled_from(b.profile.sizes))
     if rv.value.ndim == 1:
         batch = tuple(b.draw(st.sampled_from((2, 1, 3))) for _ in range(b.draw(st.integers(0, 2))))
         shape = b.draw(st.sampled_from([(k,), (k, m), batch + (k, m)]))
@@ -786,7 +825,7 @@ def gen_matmul(b: Builder):
     else:
         shape = b.partner_shape(rv.shape[:-2]) + (k, m)
     batch_out = np.broadcast_shapes(rv.shape[:-2], shape[:-2])
-    if math.prod(batch_out) * k * m > 2048:
+    if math.prod(batch_out) * k * m > 2048 * b.profile.scale:
         return None
     return b.add("matmul", (a, b.leaf(shape, rv.dtype)))
 
@@ -873,7 +912,7 @@ def graphs(draw, profile: str = "mixed") -> Graph:
     for _ in range(steps):
         group = draw(st.sampled_from(weighted))
         GENERATORS[group](b)
-        if b.refs and b.refs[-1].value.size > MAX_ELEMENTS:
+        if b.refs and b.refs[-1].value.size > MAX_ELEMENTS * b.profile.scale:
             break
     if not any(isinstance(n, Step) for n in b.nodes):
         gen_unary(b)
