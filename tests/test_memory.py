@@ -91,7 +91,7 @@ def distinct_graph(i: int) -> float:
 
 def live_programs() -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, Program))
+    return sum(1 for o in gc.get_objects() if type(o) is Program)
 
 
 # -- graphs stay small, programs stay few ---------------------------------------------------
