@@ -5,14 +5,23 @@ The text is valid upstream MLIR (mlir-opt 19 verifies it without
 short SSA names, a type on every value, the user's source line above the ops
 it made and as each op's `loc(...)`, backward ops tagged `{llgrad.backward}`.
 
-    func.func @forward(%in0: tensor<2x2xf32>, %p0: i64) -> tensor<2x2xf32> {
-      // tutorial.py:2  y = x + 2
-      %e0 = tensor.empty() : tensor<2x2xf32> loc(#loc0)
+    func.func @forward(%in0: tensor<2x2xf32>, %p3: i64, ...) -> (tensor<f32>, ...) {
+      // tutorial.py:4  y = x + 2
+      %e0 = tensor.empty() : tensor<2x2xf32> loc(#loc4)
       %0 = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = [...]}
           ins(%in0 : tensor<2x2xf32>) outs(%e0 : tensor<2x2xf32>) {
       ^bb0(%a0: f32, %out: f32):
-        %t0 = arith.sitofp %p0 : i64 to f32 loc(#loc0)
+        %t0 = arith.sitofp %p3 : i64 to f32 loc(#loc4)
         ...
+    #loc4 = loc("tutorial.py":4:5)
+
+Elementwise ops, broadcasts and views are `linalg.generic` (broadcasts and views
+as indexing maps), reductions `linalg.generic` with reduction iterators into a
+`linalg.fill`ed init, matmuls `linalg.matmul`/`linalg.batch_matmul`, permutes
+`linalg.transpose`, slices `tensor.extract_slice`, gathers and concatenations
+`tensor.extract` at computed positions, scans a generic with one more loop,
+scatters an `scf.for` nest of `tensor.insert`. An op with no such form would be
+a call of a private function (valid, but opaque).
 
 Naming: realized inputs are `%in<slot>` and Python scalars `%p<slot>` (the
 program's buffer and parameter slots, as in the kernel dump), graph values

@@ -35,8 +35,15 @@ _own_file: dict = {}
 
 
 def _user_loc():
-    """(code, instruction offset) of the first frame outside llgrad; resolved only when printed."""
-    f = _getframe(2)  # the caller of apply()
+    """(code, instruction offset) of the first frame outside llgrad; resolved only when printed.
+
+    Each frame looked at costs a frame object, so the walk starts above apply()'s caller, which
+    is always llgrad's own (a functional op, a Tensor method, autograd): `x + y` looks at two.
+    """
+    try:
+        f = _getframe(3)  # 0: here, 1: apply, 2: its caller in llgrad
+    except ValueError:
+        return None
     while f is not None:
         code = f.f_code
         own = _own_file.get(code.co_filename)

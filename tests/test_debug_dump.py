@@ -140,3 +140,17 @@ def test_environment_variables(tmp_path):
     assert done.returncode == 0 and done.stderr == ""
     assert len(list(pathlib.Path(tmp_path).glob("*.forward.mlir"))) == 1
     assert len(list(pathlib.Path(tmp_path).glob("*.s"))) == 1
+
+
+def test_recording_locations_can_be_turned_off():
+    x = llgrad.ones(3)
+    try:
+        llgrad.debug.record_locations(False)
+        y = x.exp() + 1
+    finally:
+        llgrad.debug.record_locations(True)
+    z = y * 2
+    assert y._node.loc is None and z._node.loc is not None
+    text = llgrad.debug.dump(z, stage="forward")
+    line = _line() - 3  # of `z = y * 2`
+    assert f":{line}:" in text and "math.exp" in text  # unlocated ops show the line that reads them
