@@ -37,14 +37,17 @@ def _legacy_reduction(size_average, reduce, reduction: str) -> str:
     return "none" if not reduce else ("mean" if size_average else "sum")
 
 
-def _check_targets(target: Tensor, classes: int, ignore_index: int) -> None:
-    """PyTorch's bounds check, where the targets are already known (no extra computation)."""
-    if target._node.buffer is None or target.numel() == 0:
-        return
+def _check_targets(target: Tensor, classes: int, ignore_index: int) -> bool:
+    """PyTorch's bounds check, where the targets are already known (no extra computation).
+    True when they are known and none of them is ignore_index."""
+    if target._node.buffer is None:
+        return False
     values = target._node.buffer.array
-    bad = values[(values != ignore_index) & ((values < 0) | (values >= classes))]
+    ignored = values == ignore_index
+    bad = values[~ignored & ((values < 0) | (values >= classes))]
     if bad.size:
         raise IndexError(f"Target {int(bad.flat[0])} is out of bounds.")
+    return values.size > 0 and not ignored.any()
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -58,9 +61,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     if tuple(target.shape) != expected:
         raise ValueError(f"Expected target size {list(expected)}, got {list(target.shape)}")
     classes = input.shape[class_dim]
-    _check_targets(target, classes, ignore_index)
+    all_valid = _check_targets(target, classes, ignore_index)
     hit = F.eq(apply("iota", shape=tuple(input.shape), dim=class_dim), F.unsqueeze(target, class_dim))
     picked = F.sum(F.where(hit, input, 0.0), dim=class_dim)
+    if weight is None and all_valid:  # the common case, in fewer ops: nothing to mask or count
+        return _reduce(F.neg(picked), reduction)
     valid = F.ne(target, ignore_index)
     if weight is not None:
         if tuple(weight.shape) != (classes,):
