@@ -57,12 +57,18 @@ class MlirUnavailable(RuntimeError):
 
 def tools() -> tuple[str, str] | None:
     """Paths of (mlir-opt, mlir-translate), version 19 preferred; None when missing."""
-    opt = os.environ.get("LLGRAD_MLIR_OPT") or shutil.which("mlir-opt-19") or shutil.which("mlir-opt")
-    translate = (os.environ.get("LLGRAD_MLIR_TRANSLATE") or shutil.which("mlir-translate-19")
-                 or shutil.which("mlir-translate"))
+    opt = _find("LLGRAD_MLIR_OPT", "mlir-opt")
+    translate = _find("LLGRAD_MLIR_TRANSLATE", "mlir-translate")
     if not opt or not translate:
         return None
     return opt, translate
+
+
+def _find(variable: str, tool: str) -> str | None:
+    chosen = os.environ.get(variable)
+    if chosen:
+        return shutil.which(chosen)
+    return shutil.which(f"{tool}-19") or shutil.which(tool)
 
 
 def _require_tools() -> tuple[str, str]:

@@ -98,3 +98,21 @@ def test_backends_never_share_cached_programs(monkeypatch):
     assert mlir_backend.tag(key) == key
     monkeypatch.setattr(mlir_backend, "_backend", ["mlir"])
     assert mlir_backend.tag(key) != key
+
+
+def test_backend_from_the_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = "import llgrad\nx = llgrad.ones(3)\nprint((x * 2).sum().item(), llgrad.runtime.get_backend())\n"
+    env = dict(os.environ, LLGRAD_BACKEND="mlir", LLGRAD_CACHE="0", LLGRAD_MLIR_OPT=str(tmp_path / "none"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and "apt-get install mlir-19-tools" in done.stderr
+    if mlir_backend.tools() is not None:
+        env.pop("LLGRAD_MLIR_OPT")
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["6.0", "mlir"]
