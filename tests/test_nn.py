@@ -152,7 +152,9 @@ def test_repr_matches_live_pytorch():
                  lambda n: n.Conv2d(2, 3, (3, 5), stride=2, dilation=2, bias=False), lambda n: n.Identity(),
                  lambda n: n.CrossEntropyLoss(), lambda n: n.Softmax(dim=1), lambda n: n.LeakyReLU(0.2),
                  lambda n: n.Conv2d(1, 1, 3, padding="same"), lambda n: n.LayerNorm([2, 3], bias=False),
-                 lambda n: n.Embedding(4, 2), lambda n: n.MaxPool2d((2, 3), stride=1, ceil_mode=True)):
+                 lambda n: n.Embedding(4, 2), lambda n: n.MaxPool2d((2, 3), stride=1, ceil_mode=True),
+                 lambda n: n.ModuleList([n.Linear(2, 2), n.Linear(2, 2), n.ReLU(), n.Linear(2, 2)]),
+                 lambda n: n.ModuleList()):
         assert repr(make(llgrad.nn)) == repr(make(torch.nn))
 
 
