@@ -432,7 +432,7 @@ class FunctionPrinter:
     def _pieces(self, b: ScalarBuilder, node: Node, reads: list, vars_: tuple) -> str:
         """Reads at computed positions (cat, embed): each inside its window, zero elsewhere."""
         at = {v: b.op(f"linalg.index {k} : index") for k, v in enumerate(vars_) if v.extent > 1}
-        result = b.const(0, node.dtype)
+        result = None  # zero outside every window (made only when some read has a window)
         for src, sidx, window in reversed(reads):
             cond = None
             if window is not None:
@@ -445,7 +445,11 @@ class FunctionPrinter:
                     pos = [b.op(f"arith.select {cond}, {p}, {b.index_const(0)} : index") for p in pos]
                 value = b.op(f"tensor.extract {self.tensor(src)}[{', '.join(pos)}] : {tensor_type(src)}")
             value = b.convert(value, src.dtype, node.dtype)
-            result = value if cond is None else b.select(cond, value, result, node.dtype)
+            if cond is None:
+                result = value
+            else:
+                other = b.const(0, node.dtype) if result is None else result
+                result = b.select(cond, value, other, node.dtype)
         return result
 
     def gather(self, node: Node) -> None:
