@@ -61,7 +61,7 @@ def _by_name(name: str) -> DType:
 
 def from_numpy(np_dtype) -> DType:
     """The DType for a NumPy dtype; TypeError for the ones llgrad lacks."""
-    d = _BY_NP.get(np.dtype(np_dtype))
+    d = _BY_NP.get(np.dtype(np_dtype).newbyteorder("="))  # big-endian data converts on copy
     if d is None:
         raise TypeError(
             f"can't convert np.ndarray of type numpy.{np.dtype(np_dtype).name}. "
