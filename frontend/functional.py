@@ -450,10 +450,16 @@ def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
 
     a1 = unsqueeze(a, 0) if a.dim() == 1 else a
     b1 = unsqueeze(b, -1) if b.dim() == 1 else b
-    if a1.shape[-1] != b1.shape[-2]:
-        batch2 = math.prod(b1.shape[:-2])
+    if a1.shape[-1] != b1.shape[-2]:  # PyTorch's message for the path its matmul takes
+        rows, k = math.prod(a1.shape[:-1]), a1.shape[-1]
+        if b.dim() == 1:
+            raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{k}), vec ({b.shape[0]})")
+        if b.dim() == 2:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{k} and "
+                               f"{b.shape[0]}x{b.shape[1]})")
+        batch2 = math.prod(broadcast(tuple(a1.shape[:-2]), tuple(b1.shape[:-2])))
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                           f"[{batch2}, {a1.shape[-1]}] but got: [{batch2}, {b1.shape[-2]}].")
+                           f"[{batch2}, {k}] but got: [{batch2}, {b1.shape[-2]}].")
     batch = broadcast(tuple(a1.shape[:-2]), tuple(b1.shape[:-2]))
     n, k, m = a1.shape[-2], a1.shape[-1], b1.shape[-1]
     count = math.prod(batch)
