@@ -31,7 +31,16 @@ _backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as
 _getframe = sys._getframe
 _OWN_DIRS = tuple(os.path.dirname(path) + os.sep  # llgrad, llgrad.compiler, llgrad.runtime
                   for path in (__file__, dtypes.__file__, sys.modules["llgrad.runtime"].__file__))
+# The demo and the benchmarks ship inside llgrad but are programs using it: their lines are the
+# user's. Python's frozen import machinery (runpy under `python -m`) never is.
+_USER_DIRS = tuple(os.path.join(os.path.dirname(__file__), p) for p in ("demo.py", "bench" + os.sep))
 _own_file: dict = {}
+
+
+def _is_own(filename: str) -> bool:
+    if filename.startswith("<frozen "):
+        return True
+    return filename.startswith(_OWN_DIRS) and not filename.startswith(_USER_DIRS)
 
 
 def _user_loc():
@@ -48,7 +57,7 @@ def _user_loc():
         code = f.f_code
         own = _own_file.get(code.co_filename)
         if own is None:
-            own = _own_file[code.co_filename] = code.co_filename.startswith(_OWN_DIRS)
+            own = _own_file[code.co_filename] = _is_own(code.co_filename)
         if not own:
             return code, f.f_lasti
         f = f.f_back
