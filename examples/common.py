@@ -60,10 +60,10 @@ class Timer:
         return time.perf_counter() - self.start
 
 
-def time_torch_epochs(build: Callable, llgrad_model, x: np.ndarray, y: np.ndarray, batches_per_epoch: list,
+def time_torch_epochs(build: Callable, initial: dict, x: np.ndarray, y: np.ndarray, batches_per_epoch: list,
                       lr: float, optimizer: str = "Adam") -> list[float]:
-    """Seconds per epoch of the same model (same initial weights) trained by PyTorch eager on the same
-    batches; None when PyTorch is not installed."""
+    """Seconds per epoch of the same model (initial weights: a state dict of arrays) trained by PyTorch
+    eager on the same batches; None when PyTorch is not installed."""
     try:
         import torch
     except ImportError:
@@ -71,8 +71,8 @@ def time_torch_epochs(build: Callable, llgrad_model, x: np.ndarray, y: np.ndarra
     torch.manual_seed(0)
     model = build(torch.nn)
     with torch.no_grad():
-        for theirs, ours in zip(model.state_dict().values(), llgrad_model.state_dict().values()):
-            theirs.copy_(torch.from_numpy(np.array(ours.numpy())))
+        for name, theirs in model.state_dict().items():
+            theirs.copy_(torch.from_numpy(initial[name]))
     opt = getattr(torch.optim, optimizer)(model.parameters(), lr=lr)
     times = []
     for batches in batches_per_epoch:

@@ -39,7 +39,7 @@ def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: 
     x_train, y_train, x_test, y_test = data
     llgrad.manual_seed(seed)
     model = build(llgrad.nn)
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    initial = {k: v.numpy().copy() for k, v in model.state_dict().items()}  # for the PyTorch twin
     opt = llgrad.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     epochs_batches = [minibatches(len(x_train), batch_size, rng, drop_last) for _ in range(epochs)]
@@ -75,9 +75,7 @@ def report(result: dict, compare_torch: bool, data, lr: float, build=build) -> N
     print(f"training step: first {steps[0] * 1e3:.0f} ms, cached median {np.median(steps[1:]) * 1e3:.2f} ms; "
           f"{result['compiles']} programs compiled in {result['compile_seconds']:.2f} s")
     if compare_torch:
-        model = build(llgrad.nn)
-        model.load_state_dict(result["initial"])
-        torch_seconds = time_torch_epochs(build, model, data[0], data[1], result["batches"], lr)
+        torch_seconds = time_torch_epochs(build, result["initial"], data[0], data[1], result["batches"], lr)
         if torch_seconds is None:
             print("PyTorch is not installed: nothing to compare with")
         else:
