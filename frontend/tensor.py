@@ -254,7 +254,8 @@ class Tensor:
                 )
             return self
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype!r}")
         if self._base is not None and not requires_grad:
             raise RuntimeError("requires_grad_ cannot be turned off on a view of a tensor that requires grad")
         self._requires_grad = bool(requires_grad)
