@@ -385,6 +385,7 @@ class _Emitter:
         self.bufs = bufs  # node id -> L.Buf
         self.param_slot = param_slot
         self.accs: dict[int, L.Acc] = {}
+        self.array_accs: dict[int, tuple] = {}  # column reductions: node id -> (scratch row, index)
         self.defining = None
         self.phase = 0
         self.memo: dict = {}
@@ -422,6 +423,9 @@ class _Emitter:
     def value(self, node: Node, idx: tuple, guard: L.Value | None = None) -> L.Value:
         key = (node.id, idx, id(guard))
         v = self.memo.get(key)
+        if v is None and node.id in self.array_accs and self.s.producer[node.id] is self.group:
+            row, at = self.array_accs[node.id]
+            v = self.memo[key] = L.Load(row, at)
         if v is None:
             acc = self.accs.get(node.id)
             if acc is not None and self.s.producer[node.id] is self.group:
@@ -500,6 +504,9 @@ class _Emitter:
         return buf
 
     def _loop(self, g: Group) -> list:
+        block = _column_block(g)
+        if block is not None:
+            return self._loop_columns(g, block)
         outer_body: list = []
         for number, phase in enumerate(g.phases):
             self.phase = number
@@ -526,6 +533,49 @@ class _Emitter:
                 outer_body.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))
         outer = [g.vars[a] for a in range(len(g.domain)) if a not in g.axes]
         return _wrap(outer_body, outer, "parallel")
+
+    def _loop_columns(self, g: Group, block: int) -> list:
+        """A reduction over dims other than the innermost, in memory order: for each block of the
+        innermost dim, a row of accumulators (per-thread scratch) updated across the reduced dims,
+        so loads are contiguous and the update vectorizes across the block."""
+        last = len(g.domain) - 1
+        jb, jj = Var("jb", g.domain[last] // block), Var("jj", block)
+        sjj = Sym.var(jj)
+        original = g.full
+        g.full = original[:-1] + (Sym.var(jb) * block + sjj,)
+        body: list = []
+        for number, phase in enumerate(g.phases):
+            self.phase = number
+            inner: list = []
+            for r in phase["reduce"]:
+                kind = r.op.reduce
+                acc_dt = r.dtype if kind in ("sum", "prod") else r.srcs[0].dtype
+                row = self.stack_buf(f"acc{len(self.array_accs)}", block, acc_dt)
+                self.array_accs[r.id] = row, sjj
+                body += _wrap([L.Store(row, sjj, L.Const(_identity(kind, acc_dt), acc_dt))], [jj], "serial")
+                value = _convert(self.value(r.srcs[0], g.full), acc_dt)
+                combined = L.Apply(OPS[_COMBINE[kind]], (L.Load(row, sjj), value), acc_dt, {}, acc_dt)
+                inner.append(L.Store(row, sjj, combined))
+                if r.op.name not in self.fused:
+                    self.fused.append(r.op.name)
+            for n in phase["store"]:
+                idx = g.index_of(n.shape)
+                inner.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))
+            inner = _wrap(inner, [jj], "serial")
+            body += _wrap(inner, [g.vars[a] for a in g.axes], "reduce")
+            post: list = []
+            for r in phase["reduce"]:
+                if r.id in self.bufs:
+                    at = g.outer_index(r.shape)
+                    total = _convert(self.value(r, at), r.dtype)
+                    post.append(L.Store(self.buf(r), linearize(at, r.shape), total))
+            for n in phase["post"]:
+                idx = g.outer_index(n.shape)
+                post.append(L.Store(self.buf(n), linearize(idx, n.shape), self.define(n, idx)))
+            body += _wrap(post, [jj], "serial")
+        g.full = original
+        outer = [g.vars[a] for a in range(last) if a not in g.axes] + [jb]
+        return _wrap(body, outer, "parallel")
 
     def _acc(self, r: Node) -> L.Acc:
         kind = r.op.reduce
@@ -592,6 +642,36 @@ class _Emitter:
         self.fused.append(m.op.name)
         body = [L.AccInit(acc)] + _wrap(running, [vars_[d]] if vars_ else [], "serial")
         return _wrap(body, [v for k, v in enumerate(vars_) if k != d], "parallel")
+
+
+_COMBINE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
+COLUMN_BLOCKS = (256, 128, 64, 32, 16, 8)
+
+
+def _column_block(g: Group) -> int | None:
+    """The block of the innermost dim for a memory-order reduction loop nest, if `g` reduces
+    over other dims only (else its reductions run along rows, the innermost dim)."""
+    last = len(g.domain) - 1
+    if not g.axes or last in g.axes:
+        return None
+    if any(r.op.reduce not in _COMBINE for p in g.phases for r in p["reduce"]):
+        return None
+    n = g.domain[last]
+    return next((b for b in COLUMN_BLOCKS if n % b == 0), n if n <= 1024 else None)
+
+
+def _identity(kind: str, dt) -> float | int | bool:
+    if kind == "sum":
+        return 0
+    if kind == "prod":
+        return 1
+    low = kind == "max"
+    if dt.is_floating_point:
+        return -math.inf if low else math.inf
+    if dt is bool_:
+        return not low
+    bits = dt.itemsize * 8
+    return -(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1
 
 
 def _convert(v: L.Value, dt) -> L.Value:

@@ -55,3 +55,16 @@ def test_large_full_reduction_is_split_and_fuses_its_same_size_outputs():
     t = np.tanh(xn * 2 + 1)
     np.testing.assert_allclose(loss.item(), (t * xn).sum(), rtol=1e-5)
     np.testing.assert_allclose(x.grad.numpy(), t + xn * 2 * (1 - t * t), rtol=1e-5, atol=1e-6)
+
+
+def test_reduction_over_leading_dims_runs_in_memory_order_and_is_exact():
+    rng = np.random.default_rng(3)
+    g = llgrad.tensor(rng.standard_normal((300, 96)).astype(np.float32))
+    x = llgrad.tensor(rng.standard_normal((300, 96)).astype(np.float32))
+    s = (g * x).sum(0)
+    m = g.amax(0)
+    want = (g.numpy().astype(np.float64) * x.numpy()).sum(0)
+    np.testing.assert_allclose(s.numpy(), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(m.numpy(), g.numpy().max(0))
+    kernel = llgrad.debug.last_program().kernels[0]
+    assert kernel.scratch, "the accumulator row lives in per-thread scratch"
