@@ -221,7 +221,8 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, touched: list) -> N
 def _seed(output: Tensor, gradient, index: int) -> Tensor:
     if gradient is None:
         if output.numel() != 1:
-            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape "
+                               f"{list(output.shape)}")
         return apply("expand", apply("cast", 1.0, dtype=output.dtype), shape=tuple(output.shape))
     if not isinstance(gradient, Tensor):
         from ..creation import tensor
