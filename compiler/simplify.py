@@ -94,7 +94,10 @@ def simplify(targets: list[Node]) -> list[Node]:
             memo[node.id] = inherit(rebuild(node, tuple(memo[s.id] for s in node.srcs)), node)
         return memo[root.id]
 
-    return [visit(t) for t in targets]
+    roots = [visit(t) for t in targets]
+    memo.clear()  # the closures above form a cycle: don't let it hold this graph until a GC
+    table.clear()
+    return roots
 
 
 __all__ = ["simplify", "OPS"]

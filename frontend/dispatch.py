@@ -12,6 +12,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -25,7 +26,16 @@ from .layout import after_view, contiguous_strides
 from .tensor import Tensor
 from .trace_state import Live
 
-_backward_depth = 0  # > 0 while a backward pass emits nodes (they are marked as such)
+_backward = threading.local()  # .depth > 0 while this thread's backward pass emits nodes
+
+
+def backward_depth() -> int:
+    return getattr(_backward, "depth", 0)
+
+
+def enter_backward(step: int) -> None:
+    """+1 on entering a backward pass, -1 on leaving (nodes made inside are marked backward)."""
+    _backward.depth = backward_depth() + step
 
 # -- source locations: where the user wrote each op (dumps print it as MLIR `loc(...)`) --
 _getframe = sys._getframe
@@ -95,12 +105,13 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
             nodes.append(param(scalar_value(s)))
     node = make(op, nodes, attrs)
     node.loc = _user_loc()
-    if _backward_depth:
+    depth = backward_depth()
+    if depth:
         node.backward = True
     if name in VIEW_OPS and isinstance(srcs[0], Tensor):
         out = _view_of(srcs[0], name, node)
     else:
-        out = Tensor._from_node(node, owned=not _backward_depth)
+        out = Tensor._from_node(node, owned=not depth)
     if op.vjp is not None and node.dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
     return out

@@ -120,7 +120,7 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
             heapq.heappush(ready, (-fn._seq, id(fn), fn))
     executed = []
     touched: list[Tensor] = []
-    dispatch._backward_depth += 1
+    dispatch.enter_backward(1)
     try:
         with grad_mode.set_grad_enabled(create_graph):
             while ready:
@@ -150,7 +150,7 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
                     if deps[nxt] == 0:
                         heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
     finally:
-        dispatch._backward_depth -= 1
+        dispatch.enter_backward(-1)
     if not retain_graph:
         for fn in executed:
             fn._saved = None
@@ -239,12 +239,12 @@ def _seed(output: Tensor, gradient, index: int) -> Tensor:
 
 
 def _seeds(outputs: list[Tensor], grads: list, create_graph: bool) -> list[Tensor]:
-    dispatch._backward_depth += 1
+    dispatch.enter_backward(1)
     try:
         with grad_mode.set_grad_enabled(create_graph):
             return [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grads))]
     finally:
-        dispatch._backward_depth -= 1
+        dispatch.enter_backward(-1)
 
 
 def _check_roots(tensors: list[Tensor]) -> None:
