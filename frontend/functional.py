@@ -575,6 +575,14 @@ def to(input: Tensor, *args, dtype=None, copy: bool = False, **kwargs) -> Tensor
             dtype = a
         elif isinstance(a, Tensor):
             dtype = a.dtype
+        elif isinstance(a, str) and a.split(":")[0] != "cpu":
+            raise RuntimeError(f"Invalid device string: '{a}' (llgrad runs on the CPU only)")
+        elif not isinstance(a, (str, bool)):  # ignoring it would silently keep the old dtype
+            raise TypeError(f"to() received an invalid combination of arguments - got {a!r}; expected "
+                            "a dtype (torch.float32, float64, int64, int32, bool), a tensor or 'cpu'")
+    if dtype is not None and not isinstance(dtype, dtypes.DType):
+        raise TypeError(f"to(): dtype must be one of llgrad's dtypes (torch.float32, float64, int64, int32, "
+                        f"bool), got {dtype!r}")
     if dtype is None or (dtype is input.dtype and not copy):
         return input
     return apply("cast", input, dtype=dtype)
