@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 # Sides in the order the table lists them. "numpy" is the reference every side is checked against.
-SIDE_ORDER = ("llgrad", "native-C", "numpy", "torch", "torch.compile", "jax.jit")
+SIDE_ORDER = ("llgrad", "llgrad.compile", "native-C", "numpy", "torch", "torch.compile", "jax.jit")
 PEERS = ("native-C", "torch", "torch.compile", "jax.jit")  # sides that --skip may drop
 
 
@@ -69,6 +69,14 @@ class Workload:
 
     def native(self) -> Side | str | None:
         return None
+
+    def llgrad_compiled(self) -> Side | str | None:
+        """The llgrad step traced once by llgrad.compile and replayed as one native call."""
+        import llgrad
+
+        side = self.llgrad()
+        return replace(side, step=llgrad.compile(side.step),
+                       note="llgrad.compile of the step above (traced once, replayed natively)")
 
 
 def to_numpy(value) -> np.ndarray:

@@ -64,6 +64,7 @@ def build_sides(workload: Workload, peers: Peers) -> tuple[dict[str, Side], dict
     reasons others were left out."""
     makers = {
         "llgrad": workload.llgrad,
+        "llgrad.compile": workload.llgrad_compiled,
         "native-C": workload.native,
         "numpy": workload.numpy,
         "torch": lambda: workload.torch(peers.torch, compiled=False),
@@ -99,7 +100,7 @@ def run_workload(workload: Workload, peers: Peers, budget: Budget, floor_gbs: fl
     for name, side in sides.items():
         before = _llgrad_programs()
         results[name], _ = first_call(side, want, workload.tolerance)
-        if name == "llgrad":
+        if name.startswith("llgrad"):
             results[name].llgrad_compiles, results[name].llgrad_compile_s = _since(before)
         if results[name].check == "ok":  # a wrong or crashing side is reported, not timed
             timed[name] = side
