@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -57,7 +58,10 @@ def _size(args, size=None) -> tuple:
         args = (size,)
     if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
         args = tuple(args[0])
-    return check_shape(args)
+    shape = check_shape(args)
+    if math.prod(shape) > sys.maxsize // 8:  # NumPy raises ValueError for sizes it cannot even count
+        raise MemoryError(f"cannot allocate a tensor of size {list(shape)}: more bytes than can be addressed")
+    return shape
 
 
 def _infer_dtype(data) -> dtypes.DType:
