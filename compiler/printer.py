@@ -596,6 +596,10 @@ class FunctionPrinter:
         d = node.attrs["dim"]
         rank = len(node.shape)
         kind = node.op.reduce
+        if rank == 0:  # a running reduction of one element is that element
+            self.generic(node, [(self.tensor(src), tensor_type(src))], [self.module.map(0, [])], [],
+                         lambda b, block: b.convert(block[0], src.dtype, node.dtype))
+            return
         in_map = self.module.map(rank + 1, [f"d{rank}" if k == d else f"d{k}" for k in range(rank)])
         out_map = self.module.map(rank + 1, [f"d{k}" for k in range(rank)])
         init = self.init_filled(node, lambda b: b.const(identity(kind, node.dtype), node.dtype))
