@@ -414,6 +414,7 @@ def _barrier(module: ir.Module) -> ir.Function:
     flag = b.gep(state, [ir.Constant(I64, 1)], source_etype=I64)
     arrived = b.atomic_rmw("add", state, ir.Constant(I64, 1), "acq_rel")
     release, wait, done = (fn.append_basic_block(x) for x in ("release", "wait", "done"))
+    entry = b.block
     b.cbranch(b.icmp_signed("==", arrived, b.sub(n, ir.Constant(I64, 1))), release, wait)
     b.position_at_end(release)
     # (atomic exchanges: llvmlite's store_atomic cannot take opaque pointers)
@@ -421,8 +422,25 @@ def _barrier(module: ir.Module) -> ir.Function:
     b.atomic_rmw("xchg", flag, sense, "release")
     b.branch(done)
     b.position_at_end(wait)
+    spins = b.phi(I64)
+    spins.add_incoming(ir.Constant(I64, 0), entry)
     seen = b.load_atomic(flag, "acquire", 8, typ=I64)
-    b.cbranch(b.icmp_signed("==", seen, sense), done, wait)
+    spin = fn.append_basic_block("spin")
+    b.cbranch(b.icmp_signed("==", seen, sense), done, spin)
+    b.position_at_end(spin)
+    # Spin briefly, then give the core away: on a busy machine the thread we wait for may not be
+    # running, and spinning on its core would only delay it.
+    pause = fn.append_basic_block("yield")
+    again = fn.append_basic_block("again")
+    b.cbranch(b.icmp_signed(">", spins, ir.Constant(I64, 2000)), pause, again)
+    b.position_at_end(pause)
+    sched_yield = module.globals.get("sched_yield") or ir.Function(
+        module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+    b.call(sched_yield, [])
+    b.branch(again)
+    b.position_at_end(again)
+    spins.add_incoming(b.add(spins, ir.Constant(I64, 1)), again)
+    b.branch(wait)
     b.position_at_end(done)
     b.ret_void()
     return fn
