@@ -6,6 +6,7 @@ with the value PyTorch gives.
 
 import llgrad
 import numpy as np
+import pytest
 
 
 def test_reading_a_computed_advanced_index_again():
@@ -183,3 +184,13 @@ def test_full_slices_inside_a_tuple_index_are_skipped_like_pytorch():
              "x[:, -1:]": "SliceBackward0", "x[:, :-0]": "SliceBackward0", "x[:, 1:, 0:3:1]": "SliceBackward0"}
     for text, name in names.items():
         assert type(eval(text).grad_fn).__name__ == name, text
+
+
+def test_advanced_index_assignment_requires_matching_dtypes():
+    # PyTorch's index_put refuses a value tensor of another dtype; llgrad cast it silently.
+    x = llgrad.ones(3)
+    with pytest.raises(RuntimeError, match="Index put requires the source and destination dtypes match"):
+        x[llgrad.tensor([0, 1])] = llgrad.tensor([5, 6])
+    x[llgrad.tensor([0, 1])] = 5  # a Python number is converted
+    x[0:2] = llgrad.tensor([7, 8])  # and basic indexing copies (casting), as in PyTorch
+    assert x.tolist() == [7.0, 8.0, 1.0]
