@@ -156,7 +156,8 @@ def setitem(x: Tensor, index, value) -> None:
         value = apply("cast", scalar_value(value), dtype=x.dtype)
     elif value.dtype is not x.dtype:  # PyTorch's index_put casts numbers, never tensors
         names = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
-        raise RuntimeError(f"Index put requires the source and destination dtypes match, got {names[x.dtype.name]} "
-                           f"for the destination and {names[value.dtype.name]} for the source.")
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{names[x.dtype.name]} for the destination and {names[value.dtype.name]} "
+                           "for the source.")
     new = apply("index_put", view, value, *idx, start=start, count=len(idx), accumulate=False)
     commit(view, new)
