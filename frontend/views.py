@@ -25,10 +25,13 @@ _IR = IREmitter()
 
 
 def replay(base: Tensor, chain: tuple) -> Tensor:
-    """The view `chain` applied to `base` again, recording autograd."""
+    """The view `chain` applied to `base` again, recording autograd. PyTorch (without view
+    replay) names the regenerated node AsStridedBackward0."""
     out = base
     for op, attrs in chain:
         out = apply(op, out, **attrs)
+    if out._grad_fn is not None and chain:
+        out._grad_fn.__class__ = node_class("AsStridedBackward0")
     return out
 
 

@@ -194,3 +194,18 @@ def test_advanced_index_assignment_requires_matching_dtypes():
     x[llgrad.tensor([0, 1])] = 5  # a Python number is converted
     x[0:2] = llgrad.tensor([7, 8])  # and basic indexing copies (casting), as in PyTorch
     assert x.tolist() == [7.0, 8.0, 1.0]
+
+
+def test_views_regenerated_after_an_inplace_write_are_as_strided():
+    # PyTorch rebuilds the history of a view written in place (or of another view of the same
+    # base) as AsStridedBackward0 over the base's CopySlices; llgrad kept the view op's name.
+    x = llgrad.ones((3, 3), requires_grad=True)
+    y = x.clone()
+    v, w = y[0], y[:, 1:]
+    v.add_(1)
+    assert type(v.grad_fn).__name__ == "AsStridedBackward0" and type(y.grad_fn).__name__ == "CopySlices"
+    w.mul_(2)
+    assert type(w.grad_fn).__name__ == "AsStridedBackward0" and type(v.grad_fn).__name__ == "AsStridedBackward0"
+    assert type(y[1].grad_fn).__name__ == "SelectBackward0"  # a view made afterwards is an ordinary one
+    (v.sum() + w.sum()).backward()
+    assert x.grad.tolist() == [[1.0, 4.0, 4.0], [0.0, 2.0, 2.0], [0.0, 2.0, 2.0]]  # (w overlaps v)
