@@ -29,7 +29,7 @@ class OpDef:
     vjp:        (emit, grad, ctx) -> one gradient (or None) per source
     saves:      {source index: (what the VJP of that source reads)} where an
                 entry is a source index or "out"; decides which saved values a
-                second backward needs
+                second backward needs (or a function of attrs giving that)
     grad_fn:    PyTorch's name for the backward node, or a function of attrs
     edges:      which sources appear in grad_fn.next_functions (default: all)
     lower:      elementwise scalar lowering (codegen, args, compute dtype, attrs)
@@ -57,6 +57,9 @@ class OpDef:
 
     def grad_fn_name(self, attrs: dict) -> str | None:
         return self.grad_fn(attrs) if callable(self.grad_fn) else self.grad_fn
+
+    def saved(self, attrs: dict) -> dict:
+        return self.saves(attrs) if callable(self.saves) else self.saves
 
     def __repr__(self) -> str:
         return f"OpDef({self.name})"

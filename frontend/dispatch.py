@@ -171,7 +171,7 @@ def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
     for i, needed in enumerate(needs):
         if not needed:
             continue
-        for item in op.saves.get(i, ()):
+        for item in op.saved(node.attrs).get(i, ()):
             if item in saved or (item != "out" and item >= len(srcs)):
                 continue
             if item == "out":

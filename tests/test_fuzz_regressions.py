@@ -209,3 +209,17 @@ def test_views_regenerated_after_an_inplace_write_are_as_strided():
     assert type(y[1].grad_fn).__name__ == "SelectBackward0"  # a view made afterwards is an ordinary one
     (v.sum() + w.sum()).backward()
     assert x.grad.tolist() == [[1.0, 4.0, 4.0], [0.0, 2.0, 2.0], [0.0, 2.0, 2.0]]  # (w overlaps v)
+
+
+def test_inplace_on_max_values_does_not_break_backward():
+    # max(dim)'s backward needs the arg max, not the values it returned; llgrad also saved the
+    # values, so changing them in place made backward raise where PyTorch computes.
+    x = llgrad.tensor([[1.0, 3.0], [4.0, 2.0]], requires_grad=True)
+    m = x.max(1).values
+    m.sub_(1)
+    m.sum().backward()
+    assert x.grad.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    y = x.max()  # the whole-tensor max() does save its result, as PyTorch's does
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

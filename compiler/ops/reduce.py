@@ -115,10 +115,16 @@ def _max_name(name):
 
 register(OpDef("sum", "reduce", _sum_infer, reduce="sum", vjp=_vjp_sum,
                grad_fn=lambda a: "SumBackward0" if a["dims"] is None else "SumBackward1"))
+def _extreme_saves(attrs) -> dict:
+    # Along a dim PyTorch saves only the indices (llgrad recomputes them from the input);
+    # the whole-tensor max()/min() also saves its result.
+    return {0: (0, "out")} if attrs["dims"] is None else {0: (0,)}
+
+
 register(OpDef("max", "reduce", _extreme_infer("max"), reduce="max", vjp=_extreme_vjp("argmax"),
-               saves={0: (0, "out")}, grad_fn=_max_name("Max")))
+               saves=_extreme_saves, grad_fn=_max_name("Max")))
 register(OpDef("min", "reduce", _extreme_infer("min"), reduce="min", vjp=_extreme_vjp("argmin"),
-               saves={0: (0, "out")}, grad_fn=_max_name("Min")))
+               saves=_extreme_saves, grad_fn=_max_name("Min")))
 register(OpDef("amax", "reduce", _extreme_infer("amax"), reduce="max", vjp=_vjp_amax,
                saves={0: (0, "out")}, grad_fn="AmaxBackward0"))
 register(OpDef("amin", "reduce", _extreme_infer("amin"), reduce="min", vjp=_vjp_amax,

@@ -48,7 +48,8 @@ _TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
 
 
 def _unpack(fn: BackwardNode) -> _Ctx:
-    if fn._freed and fn.op.saves and any(fn._needs[i] and fn.op.saves.get(i) for i in range(len(fn._needs))):
+    saves = fn.op.saved(fn.attrs)
+    if fn._freed and saves and any(fn._needs[i] and saves.get(i) for i in range(len(fn._needs))):
         raise RuntimeError(FREED_MESSAGE)
     ctx = _Ctx()
     ctx.attrs = fn.attrs
