@@ -609,7 +609,7 @@ def _cap(dt: dtypes.DType) -> str:
 def _commit_result(self: Tensor, result: Tensor) -> Tensor:
     """Cast/check an op's result and make it self's value in place."""
     if result.dtype is not self.dtype:
-        if dtypes.promote(result.dtype, self.dtype) is not self.dtype:
+        if result.dtype.category > self.dtype.category:  # PyTorch's canCast: never float -> int -> bool
             raise RuntimeError(f"result type {_cap(result.dtype)} can't be cast to the desired output type "
                                f"{_cap(self.dtype)}")
         result = apply("cast", result, dtype=self.dtype)

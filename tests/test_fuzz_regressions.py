@@ -223,3 +223,16 @@ def test_inplace_on_max_values_does_not_break_backward():
     y.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+def test_inplace_result_cast_down_within_its_kind():
+    # In-place ops cast the result to the target's dtype when PyTorch can: float64 into float32,
+    # int64 into int32. llgrad refused every promotion that was not the target's own dtype.
+    x = llgrad.ones(2)
+    x.add_(llgrad.tensor([0.5, 1.5], dtype=llgrad.float64))
+    assert x.dtype is llgrad.float32 and x.tolist() == [1.5, 2.5]
+    i = llgrad.ones(2, dtype=llgrad.int32)
+    i.mul_(llgrad.tensor([3, 4]))
+    assert i.dtype is llgrad.int32 and i.tolist() == [3, 4]
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Int"):
+        i.add_(0.5)
