@@ -126,6 +126,8 @@ def _view_of(src: Tensor, name: str, node) -> Tensor:
     shape = src._node.shape
     strides, offset = src._layout or (contiguous_strides(shape), 0)
     strides, offset = after_view(name, node.attrs, shape, node.shape, strides, offset)
+    if strides is None:  # a reshape this memory layout cannot view (VJPs reshape freely): a copy
+        return Tensor._from_node(node, owned=not backward_depth())
     layout = None if offset == 0 and strides == contiguous_strides(node.shape) else (strides, offset)
     out = src._alias(((name, node.attrs),), layout=layout)
     out._view_cache = (out._storage.node, node)

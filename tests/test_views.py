@@ -171,3 +171,16 @@ def test_views_see_inplace_changes_of_their_base():
     assert row.tolist() == [1.0, 1.0, 9.0]
     assert col.tolist() == [1.0, 9.0]
     assert x._version == row._version == 2
+
+
+def test_backward_reshapes_gradients_a_view_cannot_express():
+    # The VJP of a copying reshape reshapes a permuted gradient: that must be a copy, not a view.
+    torch = pytest.importorskip("torch")
+    data = RNG.standard_normal((4, 6)).astype(np.float32)
+    grads = []
+    for L in (llgrad, torch):
+        x = L.tensor(data, requires_grad=True)
+        y = x.t().reshape(3, 8).permute(1, 0)[1:7:2]
+        (y * L.arange(3.0)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(*grads)
