@@ -15,6 +15,7 @@ from collections import namedtuple
 from llgrad.compiler import dtypes
 
 from . import indexing, views
+from .autograd.function import node_class
 from .dispatch import apply, scalar_value
 from .layout import view_strides
 from .tensor import Size, Tensor
@@ -660,7 +661,19 @@ def _copied(self: Tensor, src, non_blocking: bool = False) -> Tensor:
 def copy_into(view: Tensor, value) -> Tensor:
     """view.copy_(value) with broadcasting: what `x[...] = value` does for basic indices."""
     views.check_inplace(view)
-    return _commit_result(view, _copied(view, value))
+    return _copy_named(_commit_result(view, _copied(view, value)))
+
+
+def _copy_named(t: Tensor) -> Tensor:
+    """PyTorch names the history of a whole tensor overwritten by copy_ CopyBackwards (a view's
+    base gets CopySlices); the node is the fresh one the copy recorded."""
+    if not t._view and t._grad_fn is not None:
+        t._grad_fn.__class__ = node_class("CopyBackwards")
+    return t
+
+
+def _copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
+    return _copy_named(_inplace(_copied)(self, src, non_blocking))
 
 
 # -- binding -----------------------------------------------------------------------------
@@ -743,7 +756,7 @@ def bind_methods() -> None:
     T.clip_ = T.clamp_
     T.zero_ = _inplace(_zeros)
     T.fill_ = _inplace(_filled)
-    T.copy_ = _inplace(_copied)
+    T.copy_ = _copy_
     T.__getitem__ = indexing.getitem
     T.__setitem__ = indexing.setitem
 

@@ -236,3 +236,22 @@ def test_inplace_result_cast_down_within_its_kind():
     assert i.dtype is llgrad.int32 and i.tolist() == [3, 4]
     with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Int"):
         i.add_(0.5)
+
+
+def test_copy_into_a_whole_tensor_is_copy_backwards():
+    # x.copy_(y), x[:] = y and x[:, :] = y: PyTorch's node is CopyBackwards (llgrad named the
+    # cast it records, ToCopyBackward0); a view's base still gets CopySlices.
+    y = llgrad.ones(2, requires_grad=True)
+    for write in (lambda x: x.copy_(y), lambda x: x.__setitem__(slice(None), y),
+                  lambda x: x.__setitem__((slice(None), slice(None)), y * 2)):
+        x = llgrad.zeros(2, 2)
+        write(x)
+        assert type(x.grad_fn).__name__ == "CopyBackwards"
+    z = y * 3
+    z.copy_(llgrad.ones(2))
+    assert type(z.grad_fn).__name__ == "CopyBackwards"
+    x = llgrad.zeros(2, 2)
+    x[0] = y
+    assert type(x.grad_fn).__name__ == "CopySlices"
+    x.sum().backward()
+    assert y.grad.tolist() == [1.0, 1.0]
