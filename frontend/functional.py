@@ -613,7 +613,10 @@ def _commit_result(self: Tensor, result: Tensor) -> Tensor:
         if result.dtype.category > self.dtype.category:  # PyTorch's canCast: never float -> int -> bool
             raise RuntimeError(f"result type {_cap(result.dtype)} can't be cast to the desired output type "
                                f"{_cap(self.dtype)}")
+        op_fn = result._grad_fn
         result = apply("cast", result, dtype=self.dtype)
+        if op_fn is not None and result._grad_fn is not None:  # PyTorch's node is the op's: it casts inside
+            result._grad_fn.__class__ = type(op_fn)
     if tuple(result.shape) != tuple(self.shape):
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")

@@ -255,3 +255,14 @@ def test_copy_into_a_whole_tensor_is_copy_backwards():
     assert type(x.grad_fn).__name__ == "CopySlices"
     x.sum().backward()
     assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_inplace_op_that_casts_keeps_its_own_node_name():
+    # x32.mul_(y64): PyTorch's node is MulBackward0 (the cast back to float32 is part of it);
+    # llgrad showed the ToCopyBackward0 of the cast it records.
+    x = llgrad.ones(2, requires_grad=True).clone()
+    y = llgrad.tensor([2.0, 3.0], dtype=llgrad.float64, requires_grad=True)
+    x.mul_(y)
+    assert type(x.grad_fn).__name__ == "MulBackward0" and x.dtype is llgrad.float32
+    x.sum().backward()
+    assert y.grad.tolist() == [1.0, 1.0] and y.grad.dtype is llgrad.float64
