@@ -188,9 +188,22 @@ _AND = _AndOp()
 
 # -- codegen of the micro-kernel -------------------------------------------------------------
 #
-# One function per module and dtype, called for every tile of every matmul in the program:
-# optimizing the unrolled vector code costs LLVM far more than the rest of a program, so it
-# is emitted once (and never inlined) rather than once per matmul.
+# The micro-kernel and the packing copies are functions of a small library (one per dtype),
+# called for every tile of every matmul: optimizing their unrolled vector code costs LLVM far
+# more than a whole program, so the library is compiled once per process (and kept in the
+# disk cache, runtime/gemm_library.py) and linked into every program that calls it.
+
+LIBRARY_SYMBOLS = b"llgrad_gemm_"  # how a program's object code shows it needs the library
+
+
+def library_module() -> ir.Module:
+    """The GEMM library: micro-kernels and packing functions for float32 and float64."""
+    module = ir.Module(name="llgrad_gemm_library")
+    for dtype in (float32, float64):
+        _micro_function(module, dtype, define=True)
+        for which in ("a", "b"):
+            _pack_function(module, dtype, which, define=True)
+    return module
 
 _MICRO_ARGS = ("a", "b", "c", "c_base", "row0", "col0", "first", "m", "n", "mc", "nc", "kc")
 
@@ -207,14 +220,15 @@ def micro_kernel(kcg, s: MicroKernel) -> None:
     b.call(fn, args)
 
 
-def _micro_function(module, dtype: DType) -> ir.Function:
+def _micro_function(module, dtype: DType, define: bool = False) -> ir.Function:
     name = f"llgrad_gemm_micro_{_suffix_of(dtype)}"
     fn = module.globals.get(name)
     if fn is not None:
         return fn
     i64, ptr = ir.IntType(64), ir.PointerType()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * 3 + [i64] * 9), name)
-    fn.linkage = "internal"
+    if not define:  # programs link the library (runtime/gemm_library.py): a declaration
+        return fn
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
     for arg, arg_name in zip(fn.args, _MICRO_ARGS):
@@ -233,7 +247,7 @@ def pack(kcg, s: Pack) -> None:
                     c(s.extent_row), c(s.extent_col)])
 
 
-def _pack_function(module, dtype: DType, which: str) -> ir.Function:
+def _pack_function(module, dtype: DType, which: str, define: bool = False) -> ir.Function:
     name = f"llgrad_gemm_pack_{which}_{_suffix_of(dtype)}"
     fn = module.globals.get(name)
     if fn is not None:
@@ -241,7 +255,8 @@ def _pack_function(module, dtype: DType, which: str) -> ir.Function:
     i64, ptr = ir.IntType(64), ir.PointerType()
     args = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "cols", "ext_row", "ext_col")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 6), name)
-    fn.linkage = "internal"
+    if not define:
+        return fn
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
     a = dict(zip(args, fn.args))

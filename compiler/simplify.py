@@ -36,8 +36,18 @@ def simplify(targets: list[Node]) -> list[Node]:
             return node
         return table.setdefault(key, node)
 
+    uses = _use_counts(targets)
+
     def rebuild(node: Node, srcs: tuple) -> Node:
         op = node.op
+        swapped = _transposed_product(node, srcs[0]) if op.kind == "movement" else None
+        if swapped is not None and uses.get(node.srcs[0].id, 0) == 1:
+            # (a @ b).T = b.T @ a.T: the product is written in the wanted layout (the transposes
+            # are index arithmetic in its packing) instead of being copied afterwards.
+            a, b = swapped
+            dims = tuple(range(len(a.shape) - 2)) + (len(a.shape) - 1, len(a.shape) - 2)
+            flip = lambda x: fold_view(make("permute", (x,), {"dims": dims}))  # noqa: E731
+            return fold_view(make(node.srcs[0].op, (flip(b), flip(a)), {}))
         if op.kind == "composite":  # its decomposition may hold composites too
             return visit(op.decompose(emit, srcs, node.attrs))
         if op.name in _AS_RESHAPE:
@@ -101,3 +111,35 @@ def simplify(targets: list[Node]) -> list[Node]:
 
 
 __all__ = ["simplify", "OPS"]
+
+
+def _use_counts(targets: list[Node]) -> dict[int, int]:
+    """How many times each node of the graph is read (a target counts as one read)."""
+    uses: dict[int, int] = {}
+    seen: set[int] = set()
+    stack = list(targets)
+    for t in targets:
+        uses[t.id] = uses.get(t.id, 0) + 1
+    while stack:
+        n = stack.pop()
+        if n.id in seen or n.buffer is not None:
+            continue
+        seen.add(n.id)
+        for s in n.srcs:
+            uses[s.id] = uses.get(s.id, 0) + 1
+            stack.append(s)
+    return uses
+
+
+def _transposed_product(node: Node, src: Node):
+    """The operands (a, b) when `node` swaps the last two dims of a pending a @ b, else None."""
+    if node.op.name not in ("permute", "transpose", "t") or src.op.name not in ("mm", "bmm"):
+        return None
+    if src.buffer is not None:
+        return None
+    dims = node.attrs["dims"]
+    n = len(dims)
+    if dims != tuple(range(n - 2)) + (n - 1, n - 2):
+        return None
+    return src.srcs
+

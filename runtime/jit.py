@@ -62,6 +62,10 @@ class _JIT:
     def load_many(self, obj: bytes, symbols: list[str]) -> tuple[dict, object]:
         """Like `load`, for several exported symbols: ({symbol: address}, tracker)."""
         builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+        from . import gemm_library
+
+        if gemm_library.needed_by(obj):  # linked into this program's own JIT library
+            builder.add_object_img(gemm_library.object_code())
         for s in symbols:
             builder.export_symbol(s)
         tracker = self._link(builder)

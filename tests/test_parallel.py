@@ -68,3 +68,10 @@ def test_reduction_over_leading_dims_runs_in_memory_order_and_is_exact():
     np.testing.assert_array_equal(m.numpy(), g.numpy().max(0))
     kernel = llgrad.debug.last_program().kernels[0]
     assert kernel.scratch, "the accumulator row lives in per-thread scratch"
+
+
+def test_transposed_products_are_written_in_place_not_copied():
+    a, b = llgrad.rand(16, 8), llgrad.rand(8, 12)
+    prog = llgrad.debug.program((a @ b).t())
+    assert len(prog.kernels) == 1  # b.T @ a.T, no transpose copy
+    np.testing.assert_allclose((a @ b).t().numpy(), (a.numpy() @ b.numpy()).T, rtol=1e-5)

@@ -1,0 +1,49 @@
+"""The GEMM library (micro-kernels and packing, compiler/gemm.py), compiled once per process.
+
+Its object code is kept in memory and in the disk cache like a program's, and linked into
+every program whose object code calls it (each program's JIT library gets its own copy of
+the small object, so programs stay independent: freeing one never touches another).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from llgrad.compiler import gemm
+
+from . import diskcache
+from .plan import Plan
+
+_object: list = [None]
+_lock = threading.Lock()
+_KEY = ("llgrad-gemm-library", gemm.KC, gemm.MR)
+
+
+def needed_by(object_code: bytes) -> bool:
+    return gemm.LIBRARY_SYMBOLS in object_code
+
+
+def object_code() -> bytes:
+    if _object[0] is None:
+        with _lock:
+            if _object[0] is None:
+                _object[0] = _load_or_compile()
+    return _object[0]
+
+
+def _load_or_compile() -> bytes:
+    from . import compile_worker
+    from .jit import jit
+
+    disk = diskcache.current()
+    text = diskcache.key_text(_KEY) if disk is not None else None
+    if text is not None:
+        found = disk.get(text)
+        if found is not None:
+            return found[1]
+    module = gemm.library_module()
+    module.triple = jit().triple
+    obj = compile_worker.compile_object(str(module))
+    if text is not None:
+        disk.put(text, Plan("llgrad_gemm_library", (), (), ()), obj)
+    return obj
