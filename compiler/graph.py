@@ -28,8 +28,9 @@ class OpDef:
     infer:      (srcs, attrs) -> (shape, dtype); raises the user-facing error
     vjp:        (emit, grad, ctx) -> one gradient (or None) per source
     saves:      {source index: (what the VJP of that source reads)} where an
-                entry is a source index or "out"; decides which saved values a
-                second backward needs (or a function of attrs giving that)
+                entry is a source index, "out", or ("value", index) for a snapshot
+                of the source that in-place changes do not invalidate; decides which
+                saved values a second backward needs (or a function of attrs giving that)
     grad_fn:    PyTorch's name for the backward node, or a function of attrs
     edges:      which sources appear in grad_fn.next_functions (default: all)
     lower:      elementwise scalar lowering (codegen, args, compute dtype, attrs)

@@ -174,13 +174,19 @@ def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
         if not needed:
             continue
         for item in op.saved(node.attrs).get(i, ()):
+            # ("value", k): source k as it is now, a snapshot never version-checked (what a VJP
+            # reads where PyTorch saves something derived, like max's indices)
+            frozen = isinstance(item, tuple)
+            item = item[1] if frozen else item
             if item in saved or (item != "out" and item >= len(srcs)):
                 continue
             if item == "out":
                 saved[item] = SavedValue(weakref.ref(out), node, out._vc, None, is_output=True)
                 continue
             s = srcs[item]
-            if isinstance(s, Tensor):
+            if frozen and isinstance(s, Tensor):
+                saved[item] = SavedValue(Tensor._from_node(s._node, owned=False), s._node, None, None)
+            elif isinstance(s, Tensor):
                 owner = s._grad_fn.name() if s._grad_fn is not None else None
                 saved[item] = SavedValue(s, s._node, s._vc, owner)
             else:

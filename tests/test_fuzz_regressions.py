@@ -266,3 +266,14 @@ def test_inplace_op_that_casts_keeps_its_own_node_name():
     assert type(x.grad_fn).__name__ == "MulBackward0" and x.dtype is llgrad.float32
     x.sum().backward()
     assert y.grad.tolist() == [1.0, 1.0] and y.grad.dtype is llgrad.float64
+
+
+def test_inplace_on_the_input_of_max_along_a_dim():
+    # PyTorch's max/min along a dim save only the indices, so the input may change in place
+    # afterwards; llgrad recomputes the indices from the input and checked its version.
+    x = llgrad.tensor([[1.0, 2.0], [3.0, 0.0]], dtype=llgrad.float64, requires_grad=True)
+    y = x + 1
+    m = y.min(-2, keepdim=True).values
+    y.mul_(2)
+    m.sum().backward()
+    assert x.grad.tolist() == [[1.0, 0.0], [0.0, 1.0]]

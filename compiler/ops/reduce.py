@@ -116,9 +116,9 @@ def _max_name(name):
 register(OpDef("sum", "reduce", _sum_infer, reduce="sum", vjp=_vjp_sum,
                grad_fn=lambda a: "SumBackward0" if a["dims"] is None else "SumBackward1"))
 def _extreme_saves(attrs) -> dict:
-    # Along a dim PyTorch saves only the indices (llgrad recomputes them from the input);
-    # the whole-tensor max()/min() also saves its result.
-    return {0: (0, "out")} if attrs["dims"] is None else {0: (0,)}
+    # Along a dim PyTorch saves only the indices: llgrad recomputes them from a snapshot of the
+    # input (not version-checked); the whole-tensor max()/min() saves input and result.
+    return {0: (0, "out")} if attrs["dims"] is None else {0: (("value", 0),)}
 
 
 register(OpDef("max", "reduce", _extreme_infer("max"), reduce="max", vjp=_extreme_vjp("argmax"),
