@@ -607,7 +607,7 @@ def _cap(dt: dtypes.DType) -> str:
     return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}[dt.name]
 
 
-def _commit_result(self: Tensor, result: Tensor) -> Tensor:
+def _commit_result(self: Tensor, result: Tensor, overwrite: bool = False) -> Tensor:
     """Cast/check an op's result and make it self's value in place."""
     if result.dtype is not self.dtype:
         if result.dtype.category > self.dtype.category:  # PyTorch's canCast: never float -> int -> bool
@@ -620,7 +620,7 @@ def _commit_result(self: Tensor, result: Tensor) -> Tensor:
     if tuple(result.shape) != tuple(self.shape):
         raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
-    return views.commit(self, result)
+    return views.commit(self, result, overwrite)
 
 
 def _inplace(fn):
@@ -664,7 +664,7 @@ def _copied(self: Tensor, src, non_blocking: bool = False) -> Tensor:
 def copy_into(view: Tensor, value) -> Tensor:
     """view.copy_(value) with broadcasting: what `x[...] = value` does for basic indices."""
     views.check_inplace(view)
-    return _copy_named(_commit_result(view, _copied(view, value)))
+    return _copy_named(_commit_result(view, _copied(view, value), overwrite=True))
 
 
 def _copy_named(t: Tensor) -> Tensor:
@@ -676,7 +676,8 @@ def _copy_named(t: Tensor) -> Tensor:
 
 
 def _copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
-    return _copy_named(_inplace(_copied)(self, src, non_blocking))
+    views.check_inplace(self)
+    return _copy_named(_commit_result(self, _copied(views.snapshot(self), src), overwrite=True))
 
 
 # -- binding -----------------------------------------------------------------------------

@@ -101,18 +101,19 @@ def check_inplace(t: Tensor) -> None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def commit(t: Tensor, result: Tensor) -> Tensor:
-    """Make `result` (already of t's shape and dtype) the new value of `t`, in place."""
+def commit(t: Tensor, result: Tensor, overwrite: bool = False) -> Tensor:
+    """Make `result` (already of t's shape and dtype) the new value of `t`, in place.
+    overwrite: the result does not read t's old value (copy_), yet PyTorch keeps the edge."""
     tracking = grad_mode.is_grad_enabled()
     if not t._view:
         old_fn, old_node = t._grad_fn, t._storage.node
         t._set_node(result._node)
         if tracking:
-            if result._requires_grad:
+            if result._requires_grad and not (overwrite and old_fn is not None):
                 t._grad_fn, t._requires_grad = result._grad_fn, True
                 _adopt_output(t, result)
             elif old_fn is not None:
-                # Overwritten by a constant: the old history still gets its (zero) gradient.
+                # Overwritten: the old history still gets its (zero) gradient.
                 old = Tensor._from_node(old_node)
                 old._grad_fn, old._requires_grad = old_fn, True
                 t._grad_fn = apply("add", result, apply("mul", old, 0))._grad_fn

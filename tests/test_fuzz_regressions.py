@@ -277,3 +277,17 @@ def test_inplace_on_the_input_of_max_along_a_dim():
     y.mul_(2)
     m.sum().backward()
     assert x.grad.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_overwriting_copy_keeps_the_old_history_with_zero_gradient():
+    # y.copy_(src) or y[:] = src with src requiring grad: PyTorch's node still leads to y's old
+    # history, which gets zeros (x.grad is zeros, not None); llgrad dropped that edge.
+    for write in (lambda y, s: y.copy_(s), lambda y, s: y.__setitem__(slice(None), s)):
+        x = llgrad.tensor([1.0, 2.0], requires_grad=True)
+        src = llgrad.tensor([5.0, 6.0], requires_grad=True)
+        y = x * 2
+        write(y, src)
+        assert y.tolist() == [5.0, 6.0]
+        y.sum().backward()
+        assert x.grad is not None and x.grad.tolist() == [0.0, 0.0]
+        assert src.grad.tolist() == [1.0, 1.0]
