@@ -664,20 +664,31 @@ def _copied(self: Tensor, src, non_blocking: bool = False) -> Tensor:
 def copy_into(view: Tensor, value) -> Tensor:
     """view.copy_(value) with broadcasting: what `x[...] = value` does for basic indices."""
     views.check_inplace(view)
-    return _copy_named(_commit_result(view, _copied(view, value), overwrite=True))
+    # PyTorch fills with a number or a 0-d tensor, and copies anything else
+    name = "FillBackward3" if not isinstance(value, Tensor) or not value.dim() else "CopyBackwards"
+    return _overwritten(_commit_result(view, _copied(view, value), overwrite=True), name)
 
 
-def _copy_named(t: Tensor) -> Tensor:
-    """PyTorch names the history of a whole tensor overwritten by copy_ CopyBackwards (a view's
-    base gets CopySlices); the node is the fresh one the copy recorded."""
+def _overwritten(t: Tensor, name: str) -> Tensor:
+    """PyTorch's name for the history of a whole tensor overwritten by copy_/fill_/zero_ (a
+    view's base gets CopySlices instead); the node is the fresh one the write recorded."""
     if not t._view and t._grad_fn is not None:
-        t._grad_fn.__class__ = node_class("CopyBackwards")
+        t._grad_fn.__class__ = node_class(name)
     return t
 
 
-def _copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
-    views.check_inplace(self)
-    return _copy_named(_commit_result(self, _copied(views.snapshot(self), src), overwrite=True))
+def _overwrite_method(fn, name_of):
+    def method(self: Tensor, *args) -> Tensor:
+        views.check_inplace(self)
+        result = _commit_result(self, fn(views.snapshot(self), *args), overwrite=True)
+        return _overwritten(result, name_of(*args))
+
+    return method
+
+
+_copy_ = _overwrite_method(_copied, lambda src, non_blocking=False: "CopyBackwards")
+_fill_ = _overwrite_method(_filled, lambda v: "FillBackward3" if isinstance(v, Tensor) else "FillBackward2")
+_zero_ = _overwrite_method(_zeros, lambda: "ZeroBackward0")
 
 
 # -- binding -----------------------------------------------------------------------------
@@ -758,8 +769,8 @@ def bind_methods() -> None:
                  "floor", "ceil", "round", "trunc", "square", "masked_fill", "cumsum"):
         setattr(T, name + "_", _inplace(globals()[name]))
     T.clip_ = T.clamp_
-    T.zero_ = _inplace(_zeros)
-    T.fill_ = _inplace(_filled)
+    T.zero_ = _zero_
+    T.fill_ = _fill_
     T.copy_ = _copy_
     T.__getitem__ = indexing.getitem
     T.__setitem__ = indexing.setitem

@@ -291,3 +291,22 @@ def test_overwriting_copy_keeps_the_old_history_with_zero_gradient():
         y.sum().backward()
         assert x.grad is not None and x.grad.tolist() == [0.0, 0.0]
         assert src.grad.tolist() == [1.0, 1.0]
+
+
+def test_fill_zero_and_scalar_assignment_node_names():
+    # PyTorch names fill_(number) FillBackward2, fill_(0-d tensor) and y[...] = number
+    # FillBackward3, zero_() ZeroBackward0; llgrad showed AddBackward0 or CopyBackwards.
+    x = llgrad.tensor([1.0, 2.0], requires_grad=True)
+    cases = {"FillBackward2": lambda y: y.fill_(2), "ZeroBackward0": lambda y: y.zero_(),
+             "FillBackward3": lambda y: y.__setitem__(Ellipsis, 2.5),
+             "CopyBackwards": lambda y: y.copy_(llgrad.tensor([2.0, 3.0]))}
+    for name, write in cases.items():
+        y = x * 2
+        write(y)
+        assert type(y.grad_fn).__name__ == name
+    y = x * 2
+    y.fill_(llgrad.tensor(4.0))
+    y[:] = llgrad.tensor(3.0)
+    assert type(y.grad_fn).__name__ == "FillBackward3" and y.tolist() == [3.0, 3.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
