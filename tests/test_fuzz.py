@@ -30,6 +30,7 @@ DEFAULT_EXAMPLES = {
     "matmul": 15,
     "indexing": 30,
     "mixed": 40,
+    "inplace": 25,
     "large": 3,  # past the GEMM, split-reduction and two-thread thresholds
 }
 

@@ -21,7 +21,7 @@ import llgrad
 import numpy as np
 
 from .graph import Graph, Leaf, Step
-from .ops import OPS
+from .ops import OPS, evaluate
 from .reference import RV, Ctx, is_float, leaf
 
 STATS: Counter = Counter()  # what the checks compared and skipped, across graphs
@@ -42,22 +42,17 @@ class Mismatch(AssertionError):
 
 def reference(graph: Graph, ctx: Ctx, overrides: dict | None = None) -> list[RV]:
     values: list[RV] = []
+    roots: list[int] = []
     with warnings.catch_warnings():  # NumPy warns about the mean of empty slices (NaN, as intended)
         warnings.simplefilter("ignore", RuntimeWarning)
         for i, node in enumerate(graph.nodes):
             if isinstance(node, Leaf):
                 data = overrides.get(i, node.data) if overrides else node.data
                 values.append(leaf(np.asarray(data), ctx.track))
+                roots.append(i)
             else:
-                args = [_resolve(a, values) for a in node.args]
-                values.append(OPS[node.op].ref(ctx, args, node.attrs))
+                evaluate(node, values, roots, ctx)
     return values
-
-
-def _resolve(a, values):
-    if isinstance(a, tuple):
-        return tuple(_resolve(x, values) for x in a)
-    return values[a.index] if hasattr(a, "index") else a
 
 
 def execute(graph: Graph, lib) -> list:
@@ -71,15 +66,42 @@ def execute(graph: Graph, lib) -> list:
             try:
                 with warnings.catch_warnings():  # PyTorch warns about var() without degrees of freedom
                     warnings.simplefilter("ignore", UserWarning)
-                    t = eval(graph.expression(i), {"torch": lib}, env)  # noqa: S307 (our own generated code)
+                    if OPS[node.op].statement:  # x[k] = v: the step's value is x
+                        exec(graph.expression(i), {"torch": lib}, env)  # noqa: S102 (generated code)
+                        t = env[graph.arg_source(node.args[0])]
+                    else:
+                        t = eval(graph.expression(i), {"torch": lib}, env)  # noqa: S307 (generated code)
             except Exception as e:
-                raise Mismatch(
+                error = Mismatch(
                     f"{lib.__name__} raised at {graph.name(i)} = {graph.expression(i)}: "
                     f"{type(e).__name__}: {e}\n{graph.source()}"
-                ) from e
+                )
+                error.step, error.raised = i, e
+                raise error from e
         env[graph.name(i)] = t
         out.append(t)
     return out
+
+
+def _execute_both(graph: Graph) -> tuple:
+    """(llgrad's tensors, PyTorch's or None), or None when both refused the same op with the
+    same exception type (PyTorch's refusals are part of the behaviour to match)."""
+    theirs = refused = None
+    if torch is not None:
+        try:
+            theirs = execute(graph, torch)
+        except Mismatch as e:
+            refused = e
+    try:
+        mine = execute(graph, llgrad)
+    except Mismatch as e:
+        if refused is not None and refused.step == e.step and type(refused.raised) is type(e.raised):
+            STATS["op_errors_agreed"] += 1
+            return None
+        raise
+    if refused is not None:
+        raise refused
+    return mine, theirs
 
 
 def with_float(graph: Graph, dtype: str) -> Graph:
@@ -275,21 +297,28 @@ def check(graph: Graph, fd: bool = True) -> None:
     STATS["graphs"] += 1
     ctx = Ctx(track=True)
     refs = reference(graph, ctx)
-    mine = execute(graph, llgrad)
+    both = _execute_both(graph)
+    if both is None:
+        return
+    mine, theirs = both
     check_step_meta(graph, mine, refs, "llgrad")
-    theirs = None
     if torch is not None:
-        theirs = execute(graph, torch)
         check_step_meta(graph, theirs, refs, "torch (the fuzzer's own reference is wrong)")
         check_autograd_meta(graph, mine, theirs)
     grad = wants_gradients(graph, refs) and mine[graph.loss].requires_grad
+    t_same, t_error = None, None
+    if grad and torch is not None:
+        try:
+            t_same = backward(graph, torch, theirs)
+        except RuntimeError as e:  # a value saved for backward was overwritten in place
+            t_error = e
     keep = {graph.loss, *graph.outputs} | {i for i, n in enumerate(graph.nodes) if isinstance(n, Leaf)}
     mine = [t if i in keep else None for i, t in enumerate(mine)]  # dropped intermediates are not live
-    got_grads = backward(graph, llgrad, mine) if grad and graph.backward_first else None
+    got_grads, my_error = _backward_or_error(graph, mine) if grad and graph.backward_first else (None, None)
     for i in graph.outputs:
         compare_values(f"value of {graph.name(i)}", mine[i].detach().numpy(), refs[i], graph)
     if grad and not graph.backward_first:
-        got_grads = backward(graph, llgrad, mine)
+        got_grads, my_error = _backward_or_error(graph, mine)
     if torch is not None:
         for i in graph.outputs:
             compare_values(
@@ -299,7 +328,7 @@ def check(graph: Graph, fd: bool = True) -> None:
                 graph,
                 factor=8.0,
             )
-    if not grad:
+    if not grad or _same_backward_error(graph, my_error, t_error):
         return
     STATS["graphs_with_gradients"] += 1
     float32 = has_float32(graph)
@@ -309,15 +338,22 @@ def check(graph: Graph, fd: bool = True) -> None:
     loss = refs[graph.loss]
     weights = output_weights(graph, loss.shape, loss.dtype)
     if torch is not None:
-        t_same = backward(graph, torch, theirs)
-        t64 = backward(with_float(graph, "float64"), torch, execute(with_float(graph, "float64"), torch))
+        t64 = _torch_gradients(with_float(graph, "float64"))
+        if t64 is None:
+            return
         if float32:
             noise = {i: None if t_same[i] is None else np.abs(t_same[i] - t64[i]) for i in t64}
         else:
-            t32 = backward(with_float(graph, "float32"), torch, execute(with_float(graph, "float32"), torch))
+            t32 = _torch_gradients(with_float(graph, "float32"))
+            if t32 is None:
+                return
             noise = {i: None if t32[i] is None else np.abs(t32[i] - t64[i]) * 2.0**-29 for i in t64}
         compare_grads("torch gradients", got_grads, t64, noise, float32, graph)
-    if fd and sum(n.data.size for n in graph.nodes if isinstance(n, Leaf) and n.grad) <= FD_MAX_ELEMENTS:
+    if (
+        fd
+        and sum(n.data.size for n in graph.nodes if isinstance(n, Leaf) and n.grad) <= FD_MAX_ELEMENTS
+        and not any(rv.dtype == "float32" for rv in reference(with_float(graph, "float64"), Ctx(track=False)))
+    ):  # (an int / int stays float32 in the float64 graph: steps of 1e-6 would round away)
         check_finite_differences(
             graph,
             got_grads,
@@ -326,6 +362,39 @@ def check(graph: Graph, fd: bool = True) -> None:
             float32,
             t64 if torch is not None else None,
         )
+
+
+def _torch_gradients(variant: Graph) -> dict | None:
+    """PyTorch's gradients of the graph with its float dtypes changed, or None where the change
+    makes a program PyTorch refuses (x32[i] = y stays float32 while y becomes float64...)."""
+    try:
+        return backward(variant, torch, execute(variant, torch))
+    except (Mismatch, RuntimeError):
+        STATS["gradients_without_a_float64_variant"] += 1
+        return None
+
+
+def _backward_or_error(graph: Graph, tensors: list) -> tuple:
+    try:
+        return backward(graph, llgrad, tensors), None
+    except RuntimeError as e:
+        return None, e
+
+
+def _same_backward_error(graph: Graph, mine: Exception | None, theirs: Exception | None) -> bool:
+    """Both refused to backward (an overwritten saved value), or raise Mismatch; False if neither did."""
+    if mine is None and theirs is None:
+        return False
+    if torch is None and "modified by an inplace operation" in str(mine):
+        theirs = mine  # without PyTorch, the one error an in-place graph may legitimately raise
+    if mine is None or theirs is None:
+        raise Mismatch(
+            f"backward: llgrad {'computed gradients' if mine is None else f'raised {mine!r}'}, "
+            f"PyTorch {'computed gradients' if theirs is None else f'raised {theirs!r}'}\n"
+            f"{graph.source()}"
+        )
+    STATS["backward_errors_agreed"] += 1
+    return True
 
 
 def check_finite_differences(

@@ -63,8 +63,17 @@ class Graph:
     def loss(self) -> int:
         return len(self.nodes) - 1
 
+    def line(self, i: int) -> str:
+        """The source of node i: `v3 = expr`, or for a statement `x[k] = v` then `v3 = x`."""
+        from .ops import OPS
+
+        node = self.nodes[i]
+        if isinstance(node, Step) and OPS[node.op].statement:
+            return f"{self.expression(i)}\n{self.name(i)} = {self.arg_source(node.args[0])}"
+        return f"{self.name(i)} = {self.expression(i)}"
+
     def source(self) -> str:
-        lines = [f"{self.name(i)} = {self.expression(i)}" for i in range(len(self.nodes))]
+        lines = [self.line(i) for i in range(len(self.nodes))]
         lines.append(
             f"# outputs compared: {', '.join(self.name(i) for i in self.outputs)}; "
             f"backward from {self.name(self.loss)} "

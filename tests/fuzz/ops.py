@@ -35,12 +35,14 @@ class Op:
     name: str
     render: Callable
     ref: Callable
+    inplace: bool = False  # writes into args[0]: later reads of it and of its aliases see the result
+    statement: bool = False  # written as a statement (x[i] = v); the step's value is args[0]
 
 
 OPS: dict[str, Op] = {}
 
 
-def op(name: str, render):
+def op(name: str, render, **flags):
     """Register the decorated reference under `name`; render is a format string or function."""
     if isinstance(render, str):
         template = render
@@ -49,10 +51,36 @@ def op(name: str, render):
             return template.format(*args, **attrs)
 
     def register(ref):
-        OPS[name] = Op(name, render, ref)
+        OPS[name] = Op(name, render, ref, **flags)
         return ref
 
     return register
+
+
+def evaluate(node, values: list, roots: list, ctx) -> None:
+    """Append the reference value of step `node` to `values`, with PyTorch's aliasing: an
+    in-place op changes its target, and every earlier name for the target sees the change
+    (`roots[i]` names the tensor object value i is). Views of an in-place target are never
+    generated, so no other name can see it."""
+    args = [_resolve(a, values) for a in node.args]
+    out = OPS[node.op].ref(ctx, args, node.attrs)
+    if not OPS[node.op].inplace:
+        values.append(out)
+        roots.append(len(roots))
+        return
+    value, target = out if isinstance(out, tuple) else (out, out)  # (the step's value, the target's)
+    root = roots[node.args[0].index]
+    for j, r in enumerate(roots):
+        if r == root:
+            values[j] = target
+    values.append(value)
+    roots.append(root if value is target else len(roots))
+
+
+def _resolve(a, values):
+    if isinstance(a, tuple):
+        return tuple(_resolve(x, values) for x in a)
+    return values[a.index] if hasattr(a, "index") else a
 
 
 # -- elementwise ------------------------------------------------------------------------
@@ -657,6 +685,107 @@ def _masked_fill(ctx, args, attrs):
         err = np.where(mask.value, np.broadcast_to(filled.err, out.shape), np.broadcast_to(x.err, out.shape))
         err = np.where(np.isfinite(np.broadcast_to(mask.err, out.shape)), err, np.inf)
     return RV(out, x.dtype, err)
+
+
+# -- in-place ----------------------------------------------------------------------------------
+# The result is computed in the promoted dtype and cast to the target's, as PyTorch does.
+
+_INPLACE_BINARY = {"add_": _add, "sub_": np.subtract, "mul_": _mul, "div_": np.divide}
+
+
+def _inplace_binary(name: str, f):
+    @op(name, "{0}." + name + "({1})", inplace=True)
+    def ref(ctx, args, attrs):
+        target, other = args
+        dt = result_type([target, other])
+        dt = to_float_dtype(dt) if name == "div_" else dt
+        return elementwise(ctx, f, [target, other], dt, target.dtype)
+
+
+for _n, _f in _INPLACE_BINARY.items():
+    _inplace_binary(_n, _f)
+
+
+def _inplace_unary(name: str):
+    f, _, k, floor, branch = _UNARY[name[:-1]]
+
+    @op(name, "{0}." + name + "()", inplace=True)
+    def ref(ctx, args, attrs):
+        (target,) = args
+        return elementwise(ctx, f, [target], target.dtype, target.dtype, k=k, floor=floor, branch=branch)
+
+
+for _n in ("relu_", "exp_", "tanh_", "sigmoid_", "neg_", "abs_"):
+    _inplace_unary(_n)
+
+
+@op("clamp_", "{0}.clamp_({min}, {max})", inplace=True)
+def _clamp_(ctx, args, attrs):
+    (target,) = args
+    return elementwise(
+        ctx,
+        _clamp_f,
+        [target, attrs["min"], attrs["max"]],
+        target.dtype,
+        target.dtype,
+        k=0,
+        branch=lambda x, lo, hi: _order(x, lo) + 3 * _order(x, hi),
+    )
+
+
+def key_text(attrs, index_names: list) -> str:
+    """The subscript of an index spec: a slice or an int on `dim`, or an index tensor on dim 0."""
+    kind = attrs["kind"]
+    if kind == "tensor":
+        return index_names[0]
+    if kind == "int":
+        return ", ".join([":"] * attrs["dim"] + [str(attrs["index"])])
+    return slice_text(attrs)
+
+
+def _key(attrs, index_values: list) -> tuple:
+    kind = attrs["kind"]
+    if kind == "tensor":
+        return (index_values[0],)
+    lead = (slice(None),) * attrs["dim"]
+    if kind == "int":
+        return lead + (attrs["index"],)
+    return lead + (slice(attrs["start"], attrs["stop"], attrs["step"]),)
+
+
+def _written(ctx, target: RV, key: tuple, new: RV) -> RV:
+    """target with target[key] = new (broadcast, cast to the target's dtype)."""
+    new = converted(new, target.dtype, ctx)
+    value = target.value.copy()
+    value[key] = new.value
+    err = None
+    if ctx.track:
+        err = np.array(np.broadcast_to(target.err, target.shape), dtype=np.float64)
+        err[key] = new.err
+    return RV(value, target.dtype, err)
+
+
+@op("setitem", lambda a, at: f"{a[0]}[{key_text(at, a[2:])}] = {a[1]}", inplace=True, statement=True)
+def _setitem(ctx, args, attrs):
+    target, value = args[0], args[1]
+    key = _key(attrs, [t.value for t in args[2:]])
+    return _written(ctx, target, key, value)
+
+
+@op("view_add_", lambda a, at: f"{a[0]}[{key_text(at, [])}].add_({a[1]})", inplace=True)
+def _view_add_(ctx, args, attrs):
+    """x[key].add_(y): writes through a view of x; the step's value is the view."""
+    target, other = args
+    key = _key(attrs, [])
+    view = RV(
+        np.asarray(target.value[key]),
+        target.dtype,
+        None if not ctx.track else np.asarray(np.broadcast_to(target.err, target.shape)[key]),
+    )
+    dt = result_type([view, other])
+    added = elementwise(ctx, _add, [view, other], dt, target.dtype)
+    new_target = _written(ctx, target, key, added)
+    return added, new_target
 
 
 # -- matrix products ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .graph import Graph, Leaf, Ref, Step
-from .ops import OPS
+from .ops import OPS, evaluate
 from .reference import RV, Ctx, is_float, leaf
 
 
@@ -113,6 +113,31 @@ PROFILES = {
     ),
 }
 
+# In-place ops (x.add_(y), x[k] = v, x[k].add_(y)) among the others: versions, write-back
+# through views, CopySlices, and PyTorch's errors when a saved value was overwritten.
+PROFILES["inplace"] = Profile(
+    "inplace",
+    {
+        "inplace": 4,
+        "setitem": 3,
+        "view_add": 2,
+        "binary": 2,
+        "unary": 2,
+        "scalar": 1,
+        "sum": 1,
+        "where": 1,
+        "clone": 1,
+        "max_dim": 1,
+        "softmax": 1,
+        "mm": 1,
+        "transpose": 1,
+        "slice": 1,
+        "reshape": 1,
+    },
+    ("float32", "float64", "int64"),
+    max_steps=7,
+)
+
 # Shapes past the thresholds of the paths small graphs never reach: GEMM (m*n*k >= 32768),
 # reductions split into 64 partials (>= 65536 elements), programs run on both threads.
 PROFILES["large"] = Profile(
@@ -152,6 +177,7 @@ class Builder:
         self.seed = draw(st.integers(0, 2**32 - 1))
         self.nodes: list = []
         self.refs: list[RV] = []
+        self.roots: list[int] = []  # which tensor object each value is (in-place ops alias)
 
     # -- values ----------------------------------------------------------------------
     def rv(self, ref: Ref) -> RV:
@@ -180,14 +206,13 @@ class Builder:
         grad = is_float(dtype) and self.draw(st.integers(0, 4)) != 0
         self.nodes.append(Leaf(data, grad))
         self.refs.append(leaf(data, track=False))
+        self.roots.append(len(self.roots))
         return Ref(len(self.nodes) - 1)
 
     def add(self, op: str, args: tuple, attrs: dict | None = None) -> Ref:
-        attrs = attrs or {}
-        resolved = [self._resolve(a) for a in args]
-        value = OPS[op].ref(Ctx(track=False), resolved, attrs)
-        self.nodes.append(Step(op, args, attrs))
-        self.refs.append(value)
+        step = Step(op, args, attrs or {})
+        evaluate(step, self.refs, self.roots, Ctx(track=False))
+        self.nodes.append(step)
         return Ref(len(self.nodes) - 1)
 
     def _resolve(self, a):
@@ -614,6 +639,162 @@ def gen_masked_fill(b: Builder):
     return b.add("masked_fill", (x, mask, value))
 
 
+# -- in-place ops ----------------------------------------------------------------------------------
+
+# Ops whose result may share memory with their first operand in PyTorch (a cast to the same dtype
+# returns the tensor itself): an in-place op on either would be seen through the other.
+VIEW_LIKE = {
+    "reshape",
+    "permute",
+    "transpose",
+    "mT",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "slice",
+    "select",
+    "split",
+    "narrow",
+    "float",
+    "double",
+    "long",
+    "int",
+    "bool",
+    "view_add_",
+}
+
+
+def _inplace_target(b: Builder, dtypes: tuple) -> Ref | None:
+    """A computed value nothing views (so only its own names see an in-place change)."""
+    viewed = {n.args[0].index for n in b.nodes if isinstance(n, Step) and n.op in VIEW_LIKE}
+    viewed |= {b.roots[i] for i in viewed}
+    found = [
+        i
+        for i in range(len(b.nodes) - 1, -1, -1)
+        if isinstance(b.nodes[i], Step)
+        and b.nodes[i].op not in VIEW_LIKE
+        and not OPS[b.nodes[i].op].inplace
+        and i not in viewed
+        and b.roots[i] not in viewed
+        and b.refs[i].dtype in dtypes
+    ]
+    if not found:
+        return None
+    return Ref(found[0] if b.draw(st.integers(0, 2)) else found[b.draw(st.integers(0, len(found) - 1))])
+
+
+def _into(b: Builder, shape: tuple, dtypes: tuple) -> Ref | float:
+    """An operand that broadcasts *to* `shape` (no new dims), or a Python number."""
+    if b.draw(st.integers(0, 3)) == 0:
+        return b.draw(st.sampled_from([0.5, -1.5, 2] if any(is_float(d) for d in dtypes) else [2, -1, 3]))
+    form = b.draw(st.sampled_from(["same", "ones", "drop"]))
+    if form == "same":
+        want = shape
+    elif form == "ones":
+        want = tuple(1 if b.draw(st.booleans()) else n for n in shape)
+    else:
+        want = shape[b.draw(st.integers(0, len(shape))) :]
+    return b.pick(lambda rv: rv.shape == want and rv.dtype in dtypes, lambda: b.leaf(want, b.dtype(dtypes)))
+
+
+def _lower(dtype: str) -> tuple:
+    """Operand dtypes whose promotion with `dtype` can be cast back to it."""
+    return FLOAT + ("int64", "int32", "bool") if is_float(dtype) else ("int64", "int32", "bool")
+
+
+def gen_inplace(b: Builder):
+    name = b.draw(
+        st.sampled_from(
+            ["add_", "mul_", "sub_", "div_", "relu_", "exp_", "tanh_", "sigmoid_", "neg_", "abs_", "clamp_"]
+        )
+    )
+    floats_only = name in ("div_", "exp_", "tanh_", "sigmoid_")
+    target = _inplace_target(b, FLOAT if floats_only else NUMERIC)
+    if target is None:
+        return None
+    rv = b.rv(target)
+    if name in ("relu_", "exp_", "tanh_", "sigmoid_", "neg_", "abs_"):
+        return b.add(name, (target,))
+    if name == "clamp_":
+        return b.add(name, (target,), {"min": b.draw(st.sampled_from([-1, 0])), "max": 1})
+    other = _into(b, rv.shape, tuple(d for d in _lower(rv.dtype) if d in b.profile.dtypes + ("bool",)))
+    if name == "sub_" and isinstance(other, Ref) and b.rv(other).dtype == "bool":
+        return None
+    return b.add(name, (target, other))
+
+
+def _index_spec(b: Builder, shape: tuple) -> dict | None:
+    """A slice or an int on some dim (the key of x[key] = v and x[key].add_(y))."""
+    if not shape:
+        return None
+    d = b.draw(st.integers(0, len(shape) - 1))
+    n = shape[d]
+    if n and b.draw(st.booleans()):
+        return {"kind": "int", "dim": d, "index": b.draw(st.integers(-n, n - 1))}
+    bound = st.one_of(st.none(), st.integers(-n - 1, n + 1))
+    return {
+        "kind": "slice",
+        "dim": d,
+        "start": b.draw(bound),
+        "stop": b.draw(bound),
+        "step": b.draw(st.sampled_from((1, 2))),
+    }
+
+
+def gen_setitem(b: Builder):
+    target = _inplace_target(b, NUMERIC)
+    if target is None:
+        return None
+    rv = b.rv(target)
+    if rv.value.ndim and b.draw(st.integers(0, 3)) == 0 and rv.shape[0]:
+        # x[i] = v with distinct indices (repeated ones make PyTorch's result order-dependent)
+        n = rv.shape[0]
+        count = b.draw(st.integers(1, n))
+        rng = np.random.default_rng([b.seed, len(b.nodes)])
+        idx = rng.permutation(n)[:count] - n * (rng.random(count) < 0.5)
+        index = b.leaf((count,), "int64", "index", n)
+        b.nodes[index.index].data[...] = idx
+        b.refs[index.index].value[...] = idx
+        spec, key_args = {"kind": "tensor"}, (index,)
+        written = (count,) + rv.shape[1:]
+    else:
+        spec = _index_spec(b, rv.shape)
+        if spec is None:
+            return None
+        written = np.empty(rv.shape)[
+            tuple([slice(None)] * spec["dim"])
+            + (spec["index"] if spec["kind"] == "int" else slice(spec["start"], spec["stop"], spec["step"]),)
+        ].shape
+        key_args = ()
+    dtypes = (
+        (rv.dtype,) if key_args else tuple(d for d in _lower(rv.dtype) if d in b.profile.dtypes + ("bool",))
+    )
+    value = _into(b, written, dtypes)  # (index_put takes only a tensor of the target's dtype, or a number)
+    if isinstance(value, Ref) and b.roots[value.index] == b.roots[target.index]:
+        return None  # x[k] = x: overlapping memory, which PyTorch refuses (see gen_view_add)
+    return b.add("setitem", (target, value) + key_args, spec)
+
+
+def gen_view_add(b: Builder):
+    target = _inplace_target(b, NUMERIC)
+    if target is None:
+        return None
+    rv = b.rv(target)
+    spec = _index_spec(b, rv.shape)
+    if spec is None:
+        return None
+    view_shape = np.empty(rv.shape)[
+        tuple([slice(None)] * spec["dim"])
+        + (spec["index"] if spec["kind"] == "int" else slice(spec["start"], spec["stop"], spec["step"]),)
+    ].shape
+    other = _into(b, view_shape, tuple(d for d in _lower(rv.dtype) if d in b.profile.dtypes + ("bool",)))
+    if isinstance(other, Ref) and b.roots[other.index] == b.roots[target.index]:
+        # x[k].add_(x) overlaps partially: PyTorch refuses it; llgrad's immutable buffers compute
+        # the clone-first result (a deliberate difference, not a bug to look for)
+        return None
+    return b.add("view_add_", (target, other), spec)
+
+
 # -- reductions -----------------------------------------------------------------------------
 
 
@@ -870,6 +1051,9 @@ GENERATORS = {
     "split": gen_split,
     "masked_fill": gen_masked_fill,
     "std": gen_std_norm,
+    "inplace": gen_inplace,
+    "setitem": gen_setitem,
+    "view_add": gen_view_add,
 }
 
 MAX_ELEMENTS = 512  # per value: keeps kernels small and finite differences cheap
