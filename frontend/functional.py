@@ -398,7 +398,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         if size <= 0 and n:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size "
                                f"of {n}")
-        sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if size else [0]
+        sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if size and n else [0]
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != n:
@@ -415,6 +415,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input.shape[dim]
+    if not n:  # PyTorch: `chunks` empty pieces
+        return split(input, [0] * chunks, dim)
     return split(input, builtins.max(1, -(-n // chunks)), dim)
 
 

@@ -311,3 +311,14 @@ def test_fill_zero_and_scalar_assignment_node_names():
     assert type(y.grad_fn).__name__ == "FillBackward3" and y.tolist() == [3.0, 3.0]
     y.sum().backward()
     assert x.grad.tolist() == [0.0, 0.0]
+
+
+def test_split_and_chunk_of_an_empty_dim():
+    # split of a size-0 dim returned no pieces (so x.split(1, 1)[0] raised IndexError); PyTorch
+    # returns one empty piece, and chunk(n) returns n of them.
+    x = llgrad.ones((1, 0), requires_grad=True)
+    assert [tuple(t.shape) for t in x.split(1, 1)] == [(1, 0)]
+    assert [tuple(t.shape) for t in x.split(2, 1)] == [(1, 0)]
+    assert [tuple(t.shape) for t in x.chunk(3, 1)] == [(1, 0)] * 3
+    x.split(1, 1)[0].sum().backward()
+    assert tuple(x.grad.shape) == (1, 0)
