@@ -322,3 +322,16 @@ def test_split_and_chunk_of_an_empty_dim():
     assert [tuple(t.shape) for t in x.chunk(3, 1)] == [(1, 0)] * 3
     x.split(1, 1)[0].sum().backward()
     assert tuple(x.grad.shape) == (1, 0)
+
+
+def test_clamp_gradient_with_tensor_bounds_that_cross():
+    # clamp(x, min=lo, max=hi) with lo > hi is hi everywhere: its gradient goes to hi only.
+    # llgrad also gave it to lo where x < lo (so twice when lo and hi are one tensor).
+    # Values and gradients (x, lo, hi) as PyTorch computes them, including its lo == hi rule.
+    cases = [((1.0, 0.0, 0.5), (0.0, 0.0, 1.0)), ((1.0, 0.0, -1.0), (0.0, 0.0, 1.0)),
+             ((1.0, 0.0, 2.0), (0.0, 0.0, 1.0)), ((0.5, 0.5, 0.0), (0.0, 0.0, 0.0)),
+             ((0.5, 0.5, 1.0), (0.0, 0.0, 1.0)), ((0.0, 1.0, 0.5), (1.0, 0.0, 0.0))]
+    for (lo, hi, x), expected in cases:
+        t, low, high = (llgrad.tensor(v, requires_grad=True) for v in (x, lo, hi))
+        llgrad.clamp(t, min=low, max=high).backward()
+        assert (t.grad.item(), low.grad.item(), high.grad.item()) == expected, (lo, hi, x)

@@ -410,10 +410,18 @@ def _vjp_clamp(e, g, c):
         le = e.le(x, hi)
         keep = le if keep is None else e.logical_and(keep, le)
     grads = [e.where(keep, g, 0) if c.needs[0] else None]
-    if lo is not None:  # a tensor bound gets the gradient where it clipped
-        grads.append(e.where(e.lt(x, lo), g, 0) if c.needs[len(grads)] else None)
-    if hi is not None:
-        grads.append(e.where(e.gt(x, hi), g, 0) if c.needs[len(grads)] else None)
+    # A tensor bound gets the gradient where it clipped; crossed bounds (lo > hi) give hi
+    # everywhere, and lo == hi gives neither (PyTorch's clamp_backward_min_max).
+    if lo is not None and c.needs[len(grads)]:
+        clipped = e.lt(x, lo) if hi is None else e.logical_and(e.lt(x, lo), e.lt(lo, hi))
+        grads.append(e.where(clipped, g, 0))
+    elif lo is not None:
+        grads.append(None)
+    if hi is not None and c.needs[len(grads)]:
+        clipped = e.gt(x, hi) if lo is None else e.logical_or(e.gt(x, hi), e.lt(hi, lo))
+        grads.append(e.where(clipped, g, 0))
+    elif hi is not None:
+        grads.append(None)
     return tuple(grads)
 
 
