@@ -335,3 +335,21 @@ def test_clamp_gradient_with_tensor_bounds_that_cross():
         t, low, high = (llgrad.tensor(v, requires_grad=True) for v in (x, lo, hi))
         llgrad.clamp(t, min=low, max=high).backward()
         assert (t.grad.item(), low.grad.item(), high.grad.item()) == expected, (lo, hi, x)
+
+
+def test_full_var_gradient_without_degrees_of_freedom():
+    # For a full reduction (no dim, or a 0-d input) with N - correction <= 0, PyTorch's var
+    # backward is grad * inf, NaN where x equals the mean; along a dim it divides by N - correction.
+    def grad(values, fn):
+        x = llgrad.tensor(values, dtype=llgrad.float64, requires_grad=True)
+        fn(x).backward()
+        return x.grad.tolist()
+
+    inf = float("inf")
+    assert grad([1.0, 2.0], lambda x: x.var(correction=2)) == [inf, inf]
+    assert grad([1.0, 2.0], lambda x: x.var(correction=3)) == [inf, inf]
+    assert grad([1.0, 2.0], lambda x: x.var(0, correction=3)) == [1.0, -1.0]
+    assert np.isnan(grad([1.0, 1.0], lambda x: x.var(correction=2))).all()
+    assert np.isnan(grad([1.0, 2.0], lambda x: x.std(correction=2))).all()
+    assert np.isnan(grad(1.68, lambda x: x.var(-1, correction=2)))
+    assert grad(1.5, lambda x: x.var(0, correction=0)) == 0.0

@@ -236,7 +236,11 @@ def _var_grad(e, g, c, scale):
     axes = tuple(range(len(c.src_shapes[0]))) if c.attrs["dims"] is None else c.attrs["dims"]
     if not c.attrs["keepdim"]:
         g = e.reshape(g, shape=reduced_shape(c.src_shapes[0], axes, True))
-    return e.mul(e.mul(g, scale), _centered(e, x, c.attrs))
+    centered = _centered(e, x, c.attrs)
+    full = c.attrs["dims"] is None or not c.src_shapes[0]
+    if full and _grad_divisor(x, c.attrs) <= 0:  # PyTorch: grad * inf, NaN where x is the mean
+        return e.mul(g, e.where(e.eq(centered, 0), math.nan, math.inf))
+    return e.mul(e.mul(g, scale), centered)
 
 
 def _vjp_var(e, g, c):
@@ -252,7 +256,7 @@ def _vjp_std(e, g, c):
     # PyTorch's std_backward: var's backward of grad / (2 std), masked to 0 where std is 0.
     grad_var = e.where(e.eq(std, 0), 0, e.div(g, e.mul(std, 2)))
     dof = _grad_divisor(c.srcs[0], c.attrs)
-    return (e.mul(e.mul(grad_var, 2.0 / dof if dof else math.inf), _centered(e, c.srcs[0], c.attrs)),)
+    return (_var_grad(e, grad_var, c, 2.0 / dof if dof else math.inf),)
 
 
 register(OpDef("var", "composite", _var_infer, decompose=_decompose_var, vjp=_vjp_var, saves={0: (0,)},
