@@ -336,13 +336,19 @@ class _KernelCodegen:
                 term = self.loop_vars[atom]
             else:
                 inner = self.index(atom.expr)
-                signed = atom.expr.bounds()[0] < 0  # only under a guard; unused there
                 d = ir.Constant(I64, atom.divisor)
-                if isinstance(atom, FloorDiv):
-                    term = b.sdiv(inner, d) if signed else b.udiv(inner, d)
+                if atom.expr.bounds()[0] < 0:  # floor semantics (flips give negative strides)
+                    rem = b.srem(inner, d)
+                    negative = b.icmp_signed("<", rem, ir.Constant(I64, 0))
+                    if isinstance(atom, FloorDiv):
+                        term = b.sub(b.sdiv(inner, d), b.zext(negative, I64))
+                    else:
+                        term = b.select(negative, b.add(rem, d), rem)
+                elif isinstance(atom, FloorDiv):
+                    term = b.udiv(inner, d)
                 else:
                     assert isinstance(atom, Mod)
-                    term = b.srem(inner, d) if signed else b.urem(inner, d)
+                    term = b.urem(inner, d)
             if coeff != 1:
                 term = b.mul(term, ir.Constant(I64, coeff), flags=["nsw"])
             total = term if total is None else b.add(total, term, flags=["nsw"])

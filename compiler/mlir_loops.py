@@ -246,10 +246,17 @@ class _KernelPrinter:
                 term = self.loop_vars[atom]
             else:
                 inner = self.index(atom.expr)
-                signed = atom.expr.bounds()[0] < 0  # only under a guard; unused there
                 d = b.index_const(atom.divisor)
-                op = ("div" if isinstance(atom, FloorDiv) else "rem") + ("si" if signed else "ui")
-                term = b.op(f"arith.{op} {inner}, {d} : index")
+                if atom.expr.bounds()[0] >= 0:
+                    op = "divui" if isinstance(atom, FloorDiv) else "remui"
+                    term = b.op(f"arith.{op} {inner}, {d} : index")
+                elif isinstance(atom, FloorDiv):  # floor semantics (flips give negative strides)
+                    term = b.op(f"arith.floordivsi {inner}, {d} : index")
+                else:
+                    rem = b.op(f"arith.remsi {inner}, {d} : index")
+                    negative = b.op(f"arith.cmpi slt, {rem}, {b.index_const(0)} : index")
+                    wrapped = b.op(f"arith.addi {rem}, {d} : index")
+                    term = b.op(f"arith.select {negative}, {wrapped}, {rem} : index")
             if coeff != 1:
                 term = b.op(f"arith.muli {term}, {b.index_const(coeff)} : index")
             total = term if total is None else b.op(f"arith.addi {total}, {term} : index")

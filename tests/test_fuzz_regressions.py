@@ -353,3 +353,13 @@ def test_full_var_gradient_without_degrees_of_freedom():
     assert np.isnan(grad([1.0, 2.0], lambda x: x.std(correction=2))).all()
     assert np.isnan(grad(1.68, lambda x: x.var(-1, correction=2)))
     assert grad(1.5, lambda x: x.var(0, correction=0)) == 0.0
+
+
+def test_flip_of_a_reshaped_expand_reads_in_bounds():
+    # Index arithmetic is floor division and remainder; codegen used truncating sdiv/srem when
+    # the operand can be negative (flip gives negative strides), assuming such reads were
+    # guarded. Unguarded ones read out of bounds: garbage values, or a crash.
+    y = llgrad.tensor([1.0, 2.0, 3.0, 4.0])
+    assert (y * 2).expand(2, 4).reshape(4, 1, 2).flip(0).tolist() == [[[6.0, 8.0]], [[2.0, 4.0]]] * 2
+    x = llgrad.tensor([[1.0], [2.0]])
+    assert (x * 1).expand(2, 4).reshape(4, 1, 2).flip(0).tolist() == [[[2.0, 2.0]]] * 2 + [[[1.0, 1.0]]] * 2
