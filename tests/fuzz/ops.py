@@ -477,8 +477,8 @@ def _softmax_like(name: str, log: bool):
         (x,) = args
         d = attrs["dim"]
         if not x.shape:
-            value = np.asarray(0.0 if log else 1.0)
-            value = np.where(np.isnan(x.value), np.nan, value) if not np.isfinite(x.value) else value
+            # exp(x - x) / 1 as PyTorch computes it: NaN for an infinite (or NaN) x
+            value = np.asarray(0.0 if log else 1.0) if np.isfinite(x.value) else np.asarray(np.nan)
             return RV(value, x.dtype, np.zeros(()) if ctx.track else None)
         with np.errstate(all="ignore"):
             m = np.max(x.value, axis=d, keepdims=True, initial=-np.inf)
