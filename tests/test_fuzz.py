@@ -24,13 +24,13 @@ from llgrad.compiler.ops import OPS as LLGRAD_OPS
 
 # Examples per profile in the default suite: compiles dominate (each new graph is a new program).
 DEFAULT_EXAMPLES = {
-    "elementwise": 40,
-    "views": 30,
-    "reductions": 30,
-    "matmul": 15,
-    "indexing": 30,
-    "mixed": 40,
-    "inplace": 25,
+    "elementwise": 50,
+    "views": 40,
+    "reductions": 40,
+    "matmul": 20,
+    "indexing": 40,
+    "mixed": 50,
+    "inplace": 40,
     "large": 3,  # past the GEMM, split-reduction and two-thread thresholds
 }
 
