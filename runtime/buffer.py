@@ -73,7 +73,11 @@ class Buffer:
             if raw is not None:
                 _pool_bytes[0] -= nbytes
         if raw is None:
-            array = np.empty(nbytes, np.uint8)
+            try:
+                array = np.empty(nbytes, np.uint8)
+            except MemoryError:  # name the tensor, not the raw bytes
+                raise MemoryError(f"cannot allocate a tensor of shape {list(shape)} and dtype {dtype}: "
+                                  f"{nbytes} bytes") from None
             raw = (array, array.ctypes.data)
         return cls._within(raw[0], raw[1], 0, shape, dtype, True)
 
