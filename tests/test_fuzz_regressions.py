@@ -363,3 +363,13 @@ def test_flip_of_a_reshaped_expand_reads_in_bounds():
     assert (y * 2).expand(2, 4).reshape(4, 1, 2).flip(0).tolist() == [[[6.0, 8.0]], [[2.0, 4.0]]] * 2
     x = llgrad.tensor([[1.0], [2.0]])
     assert (x * 1).expand(2, 4).reshape(4, 1, 2).flip(0).tolist() == [[[2.0, 2.0]]] * 2 + [[[1.0, 1.0]]] * 2
+
+
+def test_clamp_gradient_of_min_alone_sees_max():
+    # When only `min` needs a gradient, clamp's backward did not save `max`, so it fell back
+    # to the one-bound rule and gave min the gradient even where min > max (result = max).
+    x = llgrad.tensor([3.0, -1.0, 2.0])
+    lo = llgrad.tensor([1.98, 1.98, 1.98], requires_grad=True)
+    hi = llgrad.tensor([0.14, -0.84, 0.91])
+    llgrad.clamp(x, min=lo, max=hi).sum().backward()
+    assert lo.grad.tolist() == [0.0, 0.0, 0.0]

@@ -537,5 +537,5 @@ _ew("clone", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype), lambda cg, a, d
 _ew("masked_fill", _masked_fill_infer, _lower_masked_fill, _vjp_masked_fill, saves={0: (1,), 2: (1,)},
     grad_fn="MaskedFillBackward0", compute=_compute_masked_fill)
 # clamp(x[, lo][, hi]): attrs say which bounds are present and which PyTorch overload it is.
-_ew("clamp", _clamp_infer, _lower_clamp, _vjp_clamp, saves={0: (0, 1, 2), 1: (0, 1), 2: (0, 1, 2)},
+_ew("clamp", _clamp_infer, _lower_clamp, _vjp_clamp, saves={0: (0, 1, 2), 1: (0, 1, 2), 2: (0, 1, 2)},
     grad_fn=_clamp_name)
