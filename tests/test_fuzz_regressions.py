@@ -373,3 +373,13 @@ def test_clamp_gradient_of_min_alone_sees_max():
     hi = llgrad.tensor([0.14, -0.84, 0.91])
     llgrad.clamp(x, min=lo, max=hi).sum().backward()
     assert lo.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_logsumexp_of_integers_is_float():
+    # PyTorch computes logsumexp of integer and bool tensors in the default float dtype;
+    # llgrad refused them ("not implemented for 'Long'").
+    x = llgrad.tensor([1, 2, 3])
+    r = llgrad.logsumexp(x, 0)
+    assert r.dtype is llgrad.float32 and abs(r.item() - 3.4076059) < 1e-6
+    b = llgrad.logsumexp(llgrad.tensor([True, False]), 0)
+    assert b.dtype is llgrad.float32 and abs(b.item() - 1.3132616) < 1e-6

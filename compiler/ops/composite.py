@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import DEFAULT_FLOAT
 from ..graph import OpDef
 from . import register
 from .reduce import _sum_infer
@@ -164,14 +165,16 @@ register(OpDef("log_softmax", "composite", _softmax_infer, decompose=_decompose_
 
 def _logsumexp_infer(srcs, attrs):
     (x,) = srcs
-    _float_only("logsumexp", x)
     if attrs.get("dims") is None:
         attrs["dims"] = tuple(range(len(x.shape)))
-    return _sum_infer(srcs, attrs)
+    shape, dtype = _sum_infer(srcs, attrs)
+    return shape, dtype if x.dtype.is_floating_point else DEFAULT_FLOAT  # integers: as PyTorch, in float
 
 
 def _decompose_logsumexp(e, srcs, attrs):
     (x,) = srcs
+    if not x.dtype.is_floating_point:
+        x = e.cast(x, dtype=DEFAULT_FLOAT)
     dims = attrs["dims"] or None
     if not x.numel:  # empty slices: log(0) = -inf, and no max to shift by
         r = e.log(e.sum(e.exp(x), dims=dims, keepdim=True))
