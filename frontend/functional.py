@@ -124,6 +124,16 @@ logical_not = _unary("logical_not")
 absolute = abs
 
 
+def bitwise_not(input: Tensor) -> Tensor:
+    """~x: logical not of bools, bitwise not of integers (-x - 1 in two's complement)."""
+    if input.dtype is dtypes.bool_:
+        return logical_not(input)
+    if input.dtype.is_floating_point:
+        raise TypeError(f"~ (operator.invert) is only implemented on integer and Boolean-type tensors, "
+                        f"got {input.dtype!r}")
+    return sub(neg(input), 1)
+
+
 def logical_and(input, other) -> Tensor:
     return apply("logical_and", input, other)
 
@@ -724,7 +734,7 @@ def bind_methods() -> None:
                  "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square",
                  "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax",
                  "logsumexp", "var", "std", "prod", "cumsum", "flip", "split", "chunk", "unbind", "narrow",
-                 "bmm", "select"):
+                 "bmm", "select", "bitwise_not"):
         setattr(T, name, globals()[name])
     T.true_divide = T.div
     T.negative = T.neg
@@ -753,7 +763,7 @@ def bind_methods() -> None:
     T.__neg__ = neg
     T.__pos__ = lambda self: self
     T.__abs__ = abs
-    T.__invert__ = logical_not
+    T.__invert__ = bitwise_not
     T.__and__ = _forward(logical_and)
     T.__or__ = _forward(logical_or)
     T.__eq__ = _forward(eq)
@@ -788,5 +798,5 @@ __all__ = [
     "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square", "clamp", "clip",
     "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax", "logsumexp", "var", "std", "prod",
     "cumsum", "flip", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "narrow",
-    "select",
+    "select", "bitwise_not",
 ]

@@ -383,3 +383,15 @@ def test_logsumexp_of_integers_is_float():
     assert r.dtype is llgrad.float32 and abs(r.item() - 3.4076059) < 1e-6
     b = llgrad.logsumexp(llgrad.tensor([True, False]), 0)
     assert b.dtype is llgrad.float32 and abs(b.item() - 1.3132616) < 1e-6
+
+
+def test_invert_of_integers_is_bitwise():
+    # `~x` is bitwise not for integer tensors in PyTorch; llgrad computed logical not (a bool
+    # tensor), and accepted floats, which PyTorch refuses.
+    assert (~llgrad.tensor([1, -2])).tolist() == [-2, 1]
+    inverted = ~llgrad.tensor([1, 2], dtype=llgrad.int32)
+    assert inverted.dtype is llgrad.int32 and inverted.tolist() == [-2, -3]
+    assert (~llgrad.tensor([True, False])).tolist() == [False, True]
+    assert llgrad.bitwise_not(llgrad.tensor([3])).tolist() == [-4]
+    with pytest.raises(TypeError, match="integer and Boolean"):
+        ~llgrad.tensor([1.5])
