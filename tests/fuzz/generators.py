@@ -67,11 +67,14 @@ UNARY = (
     "log1p",
     "expm1",
     "rsqrt",
+    "invert",
 )
 
 
 def gen_unary(b: Builder):
     name = b.draw(st.sampled_from(UNARY))
+    if name == "invert":  # ~x: integers and bools only
+        return b.add(name, (b.operand(("int64", "int32", "bool")),))
     if name in ("relu", "abs", "neg", "square", "sign", "floor", "round"):
         a = b.operand(NUMERIC)
         return b.add(name, (a,))

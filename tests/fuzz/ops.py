@@ -157,6 +157,13 @@ def _logical_not(ctx, args, attrs):
     return elementwise(ctx, np.logical_not, list(args), "bool", "bool", discrete=True)
 
 
+@op("invert", "~{0}")
+def _invert(ctx, args, attrs):
+    """Bitwise not of integers (logical not of bools)."""
+    (x,) = args
+    return elementwise(ctx, np.invert, [x], x.dtype, x.dtype, discrete=True)
+
+
 # name: (numpy function, float result, k, floor, branch)
 _UNARY = {
     "neg": (np.negative, False, 0, 0, None),
