@@ -47,7 +47,7 @@ def simplify(targets: list[Node]) -> list[Node]:
             a, b = swapped
             dims = tuple(range(len(a.shape) - 2)) + (len(a.shape) - 1, len(a.shape) - 2)
             flip = lambda x: fold_view(make("permute", (x,), {"dims": dims}))  # noqa: E731
-            return fold_view(make(node.srcs[0].op, (flip(b), flip(a)), {}))
+            return fold_view(make(srcs[0].op, (flip(b), flip(a)), {}))  # (the product under folded views)
         if op.kind == "composite":  # its decomposition may hold composites too
             return visit(op.decompose(emit, srcs, node.attrs))
         if op.name in _AS_RESHAPE:

@@ -395,3 +395,18 @@ def test_invert_of_integers_is_bitwise():
     assert llgrad.bitwise_not(llgrad.tensor([3])).tolist() == [-4]
     with pytest.raises(TypeError, match="integer and Boolean"):
         ~llgrad.tensor([1.5])
+
+
+def test_backward_of_batched_matrix_vector_after_a_kept_product():
+    # simplify's (a @ b).T -> b.T @ a.T rewrite matched the folded product but rebuilt it with
+    # the op of the unfolded node (a reshape), which raised while compiling the backward.
+    rng = np.random.default_rng(0)
+    x0 = llgrad.tensor(rng.normal(size=(2, 3, 2)), requires_grad=True)
+    x1 = llgrad.tensor(rng.normal(size=(2, 2, 3)), requires_grad=True)
+    x3 = llgrad.tensor(rng.normal(size=3), requires_grad=True)
+    v2 = x0 @ x1  # kept alive: computed with v4
+    v4 = v2 @ x3
+    expected = (x0.detach().numpy() @ x1.detach().numpy()) @ x3.detach().numpy()
+    np.testing.assert_allclose(v4.detach().numpy(), expected, rtol=1e-12)
+    v4.sum().backward()
+    np.testing.assert_allclose(x3.grad.numpy(), v2.detach().numpy().sum(axis=(0, 1)), rtol=1e-12)
