@@ -410,3 +410,13 @@ def test_backward_of_batched_matrix_vector_after_a_kept_product():
     np.testing.assert_allclose(v4.detach().numpy(), expected, rtol=1e-12)
     v4.sum().backward()
     np.testing.assert_allclose(x3.grad.numpy(), v2.detach().numpy().sum(axis=(0, 1)), rtol=1e-12)
+
+
+def test_pow_saves_its_result_even_if_only_the_base_needs_a_gradient():
+    # PyTorch's PowBackward1 saves the result whichever input needs a gradient, so changing
+    # it in place makes backward raise; llgrad saved it only for the exponent's gradient.
+    x = llgrad.tensor(1.3, requires_grad=True)
+    v = x ** llgrad.tensor(2.0)
+    v.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        v.backward()

@@ -485,7 +485,8 @@ _ew("rsub", _sub_infer, lambda cg, a, dt, at: _arith("fsub", "sub")(cg, a[::-1],
 _ew("mul", _same_infer, _arith("fmul", "mul", "and_"), _vjp_mul,
     saves={0: (1,), 1: (0,)}, grad_fn="MulBackward0")
 _ew("div", _float_infer, _lower_div, _vjp_div, saves={0: (1,), 1: (0, 1)}, grad_fn="DivBackward0")
-_ew("pow", _same_infer, _lower_pow, _vjp_pow, saves={0: (0, 1), 1: (0, 1, "out")},
+# (PyTorch saves the result for either gradient: an in-place change of it makes backward raise)
+_ew("pow", _same_infer, _lower_pow, _vjp_pow, saves={0: (0, 1, "out"), 1: (0, 1, "out")},
     grad_fn="PowBackward1")
 # rpow(x, s) = s ** x for a Python-number base.
 _ew("rpow", _same_infer, _lower_rpow, _vjp_rpow, saves={0: (0, 1, "out")},
