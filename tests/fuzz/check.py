@@ -180,7 +180,7 @@ def check_autograd_meta(graph: Graph, mine: list, theirs: list) -> None:
         na, nb = (type(t.grad_fn).__name__ if t.grad_fn is not None else None for t in (a, b))
         node = graph.nodes[i]
         if isinstance(node, Step) and node.op == "matmul" and None not in (na, nb):
-            continue  # PyTorch names `@`'s result after the internal path it took (Clone, UnsafeView...)
+            continue  # known difference: PyTorch names `@`'s result after its internal path (Clone...)
         if isinstance(node, Step) and node.op == "reshape" and _layouts_differ(node, mine, theirs):
             STATS["reshape_names_skipped_for_layout"] += 1
             continue

@@ -165,6 +165,6 @@ def gen_view_add(b: Builder):
     other = _into(b, view_shape, tuple(d for d in _lower(rv.dtype) if d in b.profile.dtypes + ("bool",)))
     if isinstance(other, Ref) and b.roots[other.index] == b.roots[target.index]:
         # x[k].add_(x) overlaps partially: PyTorch refuses it; llgrad's immutable buffers compute
-        # the clone-first result (a deliberate difference, not a bug to look for)
+        # the clone-first result (a known difference, not a bug to look for)
         return None
     return b.add("view_add_", (target, other), spec)
