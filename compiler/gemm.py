@@ -55,6 +55,11 @@ class MicroKernel:
         self.lanes = vector_lanes(dtype)
         self.nr = 2 * self.lanes
 
+    @property
+    def work(self) -> int:
+        """Multiply-adds of one tile, in the units of `loopir.iterations` (it decides threading)."""
+        return self.mc * self.nc * self.kc
+
 
 class Pack:
     """Loop-IR statement: copy a block of a strided operand into packed scratch (codegen calls a
@@ -69,6 +74,7 @@ class Pack:
         self.stride_row, self.stride_col = stride_row, stride_col
         self.row0, self.col0, self.rows, self.cols = row0, col0, rows, cols
         self.extent_row, self.extent_col, self.dtype = extent_row, extent_col, dtype
+        self.work = extent_row * extent_col  # values copied, for `loopir.iterations`
 
 
 def affine_access(em, node: Node, idx: tuple):
@@ -105,7 +111,7 @@ def emit(em, g) -> list:
     nbatch = m_node.shape[0] if batched else 1
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     nr = 2 * vector_lanes(dt)
-    mc, nc = min(MC, _round_up(M, MR)), min(NC, _round_up(N, nr))
+    mc, nc = min(MC, _round_up(M, MR)), _column_block(N, nbatch, nr)
     n_ic, n_jc, n_pc = -(-M // mc), -(-N // nc), -(-K // KC)
     kc = min(KC, K)
 
@@ -156,6 +162,16 @@ def emit(em, g) -> list:
     row_blocks = _nest(pack_a + [micro], [icv])
     slice_loop = L.Loop(pc, pack_b + row_blocks, "serial")
     return [L.Loop(tile, [slice_loop], "parallel")]
+
+
+def _column_block(n: int, nbatch: int, nr: int) -> int:
+    """Columns per tile: at most NC, in whole NR strips, and an even number of (batch, column)
+    tiles where the columns allow, so the two cores of the target machine share them evenly."""
+    strips = -(-n // nr)
+    tiles = -(-n // NC)
+    if nbatch * tiles % 2 and strips > tiles:
+        tiles += 1
+    return -(-strips // tiles) * nr
 
 
 def _round_up(x: int, multiple: int) -> int:

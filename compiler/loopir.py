@@ -185,7 +185,7 @@ def iterations(k: Kernel) -> int:
             if isinstance(s, Loop):
                 total += s.var.extent * max(count(s.body), 1)
             else:
-                total += 1
+                total += getattr(s, "work", 1)  # a library call (gemm) says how much it does
         return total
 
     return count(k.body)

@@ -76,3 +76,15 @@ def test_transposed_products_are_written_in_place_not_copied():
     prog = llgrad.debug.program((a @ b).t().contiguous())
     assert [k.name for k in prog.kernels] == ["matmul_12x16_k8"]  # b.T @ a.T, no copy
     np.testing.assert_allclose((a @ b).t().numpy(), (a.numpy() @ b.numpy()).T, rtol=1e-5)
+
+
+def test_a_matmul_alone_is_shared_between_cores():
+    # The generated GEMM's work counts its multiply-adds, not its few tile-loop iterations.
+    a, b = llgrad.rand(256, 256), llgrad.rand(256, 256)
+    c = (a @ b).numpy()
+    prog = llgrad.debug.last_program()
+    assert prog.plan.work >= 256 ** 3 and prog._fn_mt is not None
+    # 256 columns make two tiles of 128, one per core, not one tile of 256
+    (parallel_loop,) = prog.kernels[0].body
+    assert parallel_loop.role == "parallel" and parallel_loop.var.extent == 2
+    np.testing.assert_allclose(c, a.numpy().astype(np.float64) @ b.numpy(), rtol=1e-5)
