@@ -112,8 +112,10 @@ def emit(em, g) -> list:
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     nr = 2 * vector_lanes(dt)
     mc, nc = min(MC, _round_up(M, MR)), _column_block(N, nbatch, nr)
-    n_ic, n_jc, n_pc = -(-M // mc), -(-N // nc), -(-K // KC)
-    kc = min(KC, K)
+    n_pc = -(-K // KC)
+    # K in equal slices (784 = 4 x 200, not 3 x 256 + 16 padded to 256), whole 8-deep blocks
+    kc = K if n_pc == 1 else _round_up(-(-K // n_pc), 8)
+    n_ic, n_jc = -(-M // mc), -(-N // nc)
 
     out = em.buf(m_node)
     ap = em.stack_buf("packed_a", mc * kc, dt)
@@ -263,52 +265,158 @@ def pack(kcg, s: Pack) -> None:
                     c(s.extent_row), c(s.extent_col)])
 
 
+_PACK_ARGS = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "cols", "ext_row", "ext_col")
+
+
 def _pack_function(module, dtype: DType, which: str, define: bool = False) -> ir.Function:
     name = f"llgrad_gemm_pack_{which}_{_suffix_of(dtype)}"
     fn = module.globals.get(name)
     if fn is not None:
         return fn
     i64, ptr = ir.IntType(64), ir.PointerType()
-    args = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "cols", "ext_row", "ext_col")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 6), name)
     if not define:
         return fn
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
-    a = dict(zip(args, fn.args))
-    for arg, arg_name in zip(fn.args, args):
+    for arg, arg_name in zip(fn.args, _PACK_ARGS):
         arg.name = arg_name
-    mb = _MicroBuilder.__new__(_MicroBuilder)  # reuse its loop helpers
-    mb.module, mb.fn, mb.i64 = module, fn, i64
-    mb.b = ir.IRBuilder(fn.append_basic_block("entry"))
-    elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
-    b = mb.b
-    strip = MR if which == "a" else 2 * vector_lanes(dtype)
-    # a: strips run down rows (ext_row / MR strips, then k = columns); b: across columns.
-    major_ext, minor_ext = (a["ext_row"], a["ext_col"]) if which == "a" else (a["ext_col"], a["ext_row"])
-
-    def strip_loop(st):
-        def depth_loop(k):
-            def lane_loop(lane):
-                if which == "a":
-                    row, col = b.add(a["row0"], b.add(b.mul(st, mb.c(strip)), lane)), b.add(a["col0"], k)
-                else:
-                    row, col = b.add(a["row0"], k), b.add(a["col0"], b.add(b.mul(st, mb.c(strip)), lane))
-                inside = b.and_(b.icmp_signed("<", row, a["rows"]), b.icmp_signed("<", col, a["cols"]))
-                where = b.add(a["base"], b.add(b.mul(row, a["s_row"]), b.mul(col, a["s_col"])))
-                where = b.select(inside, where, a["base"])
-                value = b.load(b.gep(a["src"], [where], inbounds=True, source_etype=elem), typ=elem)
-                value = b.select(inside, value, ir.Constant(elem, 0.0))
-                at = b.add(b.mul(b.add(b.mul(st, minor_ext), k), mb.c(strip)), lane)
-                b.store(value, b.gep(a["dst"], [at], inbounds=True, source_etype=elem))
-
-            mb.counted("lane", mb.c(strip), lane_loop)
-
-        mb.counted("depth", minor_ext, depth_loop)
-
-    mb.counted("strip", b.udiv(major_ext, mb.c(strip)), strip_loop)
-    b.ret_void()
+    _PackBuilder(module, fn, dtype, which).build()
     return fn
+
+
+class _PackBuilder:
+    """The body of a packing function: dst[strip][k][lane] = src[lane, k] for each strip.
+
+    Lanes are a strip's MR rows (which="a") or NR columns ("b"); k runs along the depth. A strip
+    wholly inside the matrix is copied without bounds checks: whole vectors when its lanes are
+    adjacent in memory (column-major A, row-major B), 8 x 8 register transposes when its depth is
+    (row-major A, B read transposed as in `x @ w.T`), element by element otherwise. A strip at the
+    matrix's edge is copied element by element with zeros outside.
+    """
+
+    def __init__(self, module, fn, dtype: DType, which: str) -> None:
+        self.fn, self.i64 = fn, ir.IntType(64)
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+        self.strip = MR if which == "a" else 2 * vector_lanes(dtype)
+        a = self.a = dict(zip(_PACK_ARGS, fn.args))
+        lanes, depth = ("row", "col") if which == "a" else ("col", "row")
+        self.lane0, self.depth0 = a[lanes + "0"], a[depth + "0"]
+        self.lane_bound, self.depth_bound = a[lanes + "s"], a[depth + "s"]
+        self.lane_stride, self.depth_stride = a["s_" + lanes], a["s_" + depth]
+        self.lane_ext, self.depth_ext = a["ext_" + lanes], a["ext_" + depth]
+        self.loops = _MicroBuilder.__new__(_MicroBuilder)  # its loop helper
+        self.loops.fn, self.loops.i64, self.loops.b = fn, self.i64, self.b
+
+    def c(self, v: int) -> ir.Constant:
+        return ir.Constant(self.i64, v)
+
+    def build(self) -> None:
+        b, c = self.b, self.c
+
+        def one_strip(st):
+            lane = b.add(self.lane0, b.mul(st, c(self.strip)))
+            inside = b.and_(b.icmp_signed("<=", b.add(lane, c(self.strip)), self.lane_bound),
+                            b.icmp_signed("<=", b.add(self.depth0, self.depth_ext), self.depth_bound))
+            adjacent = b.icmp_signed("==", self.lane_stride, c(1))
+            transposable = b.and_(b.icmp_signed("==", self.depth_stride, c(1)),
+                                  b.icmp_signed("==", b.urem(self.depth_ext, c(8)), c(0)))
+            with b.if_else(inside) as (whole, edge):
+                with whole:
+                    with b.if_else(adjacent) as (vectors, other):
+                        with vectors:
+                            self.copy_vectors(st, lane)
+                        with other:
+                            with b.if_else(transposable) as (transposes, elements):
+                                with transposes:
+                                    self.copy_transposed(st, lane)
+                                with elements:
+                                    self.copy_elements(st, lane, checked=False)
+                with edge:
+                    self.copy_elements(st, lane, checked=True)
+
+        self.loops.counted("strip", b.udiv(self.lane_ext, c(self.strip)), one_strip)
+        b.ret_void()
+
+    def src_at(self, lane, k):
+        """Flat source index of element (lane, depth0 + k)."""
+        b = self.b
+        depth = b.add(self.depth0, k)
+        return b.add(self.a["base"], b.add(b.mul(lane, self.lane_stride), b.mul(depth, self.depth_stride)))
+
+    def dst_ptr(self, st, k, lane_in_strip):
+        b = self.b
+        at = b.add(b.mul(b.add(b.mul(st, self.depth_ext), k), self.c(self.strip)), lane_in_strip)
+        return b.gep(self.a["dst"], [at], inbounds=True, source_etype=self.elem)
+
+    def src_ptr(self, index):
+        return self.b.gep(self.a["src"], [index], inbounds=True, source_etype=self.elem)
+
+    def copy_vectors(self, st, lane) -> None:
+        b, vec = self.b, ir.VectorType(self.elem, self.strip)
+
+        def depth(k):
+            value = b.load(self.src_ptr(self.src_at(lane, k)), typ=vec)
+            value.align = self.elem_bytes
+            b.store(value, self.dst_ptr(st, k, self.c(0))).align = self.elem_bytes
+
+        self.loops.counted("depth", self.depth_ext, depth)
+
+    def copy_transposed(self, st, lane) -> None:
+        b, c, vec = self.b, self.c, ir.VectorType(self.elem, 8)
+        for group in range(self.strip // 8):
+            def block(kb, group=group):
+                k = b.mul(kb, c(8))
+                rows = []
+                for r in range(8):
+                    row = b.load(self.src_ptr(self.src_at(b.add(lane, c(group * 8 + r)), k)), typ=vec)
+                    row.align = self.elem_bytes
+                    rows.append(row)
+                for j, column in enumerate(_transpose8(b, rows)):
+                    b.store(column, self.dst_ptr(st, b.add(k, c(j)), c(group * 8))).align = self.elem_bytes
+
+            self.loops.counted("depth8", b.udiv(self.depth_ext, c(8)), block)
+
+    def copy_elements(self, st, lane, checked: bool) -> None:
+        b, c = self.b, self.c
+
+        def depth(k):
+            def one(r):
+                at = b.add(lane, r)
+                if not checked:
+                    value = b.load(self.src_ptr(self.src_at(at, k)), typ=self.elem)
+                else:
+                    inside = b.and_(b.icmp_signed("<", at, self.lane_bound),
+                                    b.icmp_signed("<", b.add(self.depth0, k), self.depth_bound))
+                    where = b.select(inside, self.src_at(at, k), self.a["base"])
+                    value = b.load(self.src_ptr(where), typ=self.elem)
+                    value = b.select(inside, value, ir.Constant(self.elem, 0.0))
+                b.store(value, self.dst_ptr(st, k, r))
+
+            self.loops.counted("lane", c(self.strip), one)
+
+        self.loops.counted("depth", self.depth_ext, depth)
+
+    @property
+    def elem_bytes(self) -> int:
+        return 4 if isinstance(self.elem, ir.FloatType) else 8
+
+
+def _transpose8(b, rows: list) -> list:
+    """Transpose 8 vectors of 8 lanes: three rounds, each swapping the off-diagonal blocks of
+    width 4, 2, 1 between pairs of vectors with one two-input shuffle per vector."""
+    mask = lambda lanes: ir.Constant(ir.VectorType(ir.IntType(32), 8), lanes)  # noqa: E731
+    for bit in (4, 2, 1):
+        low = mask([j if not j & bit else 8 + j - bit for j in range(8)])
+        high = mask([j + bit if not j & bit else 8 + j for j in range(8)])
+        new = list(rows)
+        for i in range(8):
+            if not i & bit:
+                new[i] = b.shuffle_vector(rows[i], rows[i + bit], low)
+                new[i + bit] = b.shuffle_vector(rows[i], rows[i + bit], high)
+        rows = new
+    return rows
 
 
 def _suffix_of(dtype: DType) -> str:

@@ -1,0 +1,52 @@
+"""The generated GEMM (compiler/gemm.py): every packing path against NumPy, and its code read back."""
+
+import llgrad
+import numpy as np
+import pytest
+from llgrad.compiler import gemm
+from llgrad.runtime import gemm_library
+from llgrad.runtime.jit import jit
+
+SHAPES = [(37, 300, 45), (8, 8, 32), (130, 784, 70), (64, 513, 96), (9, 17, 1025)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_every_operand_layout_matches_numpy(m, k, n, dtype):
+    # row-major A packs by 8x8 transposes, A read transposed by whole vectors; the same for B the
+    # other way round; sizes that are not multiples of the tiles take the edge path
+    rng = np.random.default_rng(m * k + n)
+    for a_transposed in (False, True):
+        for b_transposed in (False, True):
+            a = rng.standard_normal((k, m) if a_transposed else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if b_transposed else (k, n)).astype(dtype)
+            left, right = llgrad.tensor(a), llgrad.tensor(b)
+            got = ((left.t() if a_transposed else left) @ (right.t() if b_transposed else right)).numpy()
+            want = (a.T if a_transposed else a).astype(np.float64) @ (b.T if b_transposed else b)
+            tol = 1e-5 if dtype is np.float32 else 1e-12
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
+def test_depth_is_cut_into_equal_slices():
+    x, w = llgrad.rand(128, 784), llgrad.rand(784, 512)
+    (x @ w).numpy()
+    (micro,) = [s for s in _statements(llgrad.debug.last_program().kernels[0].body)
+                if isinstance(s, gemm.MicroKernel)]
+    assert micro.kc == 200  # 4 x 200 >= 784, not 4 x 256 with a slice of 16 padded to 256
+
+
+def test_library_code_is_fma_vectors_and_register_transposes():
+    library = str(gemm.library_module())
+    assert "llvm.fma.v16f32" in library and "llvm.fma.v8f64" in library  # 512-bit register tiles
+    assert "shufflevector <8 x float>" in library  # the 8x8 transposes of the packing
+    if "+fma" in jit().features.split(","):
+        asm = jit().emit_assembly(jit().optimize(library))
+        micro = asm[asm.index("llgrad_gemm_micro_f32:"):asm.index("llgrad_gemm_pack_a_f32:")]
+        assert "vfmadd" in micro and "call" not in micro  # native FMA, no libm fallback
+    assert gemm.LIBRARY_SYMBOLS in gemm_library.object_code()
+
+
+def _statements(body):
+    for s in body:
+        yield s
+        yield from _statements(getattr(s, "body", []))
