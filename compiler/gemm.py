@@ -6,7 +6,7 @@ each KC-deep slice of K, the block of B is packed once into per-thread
 scratch laid out the way the micro-kernel reads it (zero-padded at the
 edges); then for each MC-high row block, the block of A is packed and the
 micro-kernel runs over its MR x NR sub-tiles: MR rows of accumulators of NR
-lanes (two vectors) held in registers across the k loop, one broadcast of A
+lanes (two vectors; one for a product one vector wide) held in registers across the k loop, one broadcast of A
 and two FMAs per row per k.
 
 Packing reads the operands through the scheduler's value builder, so
@@ -36,6 +36,12 @@ def vector_lanes(dtype: DType) -> int:
     return 64 // dtype.itemsize  # one 512-bit register
 
 
+def tile_vectors(n: int, dtype: DType) -> int:
+    """Vectors across a micro-tile: two, or one where the product is at most one vector wide
+    (a 10-class output layer pads its 10 columns to 16, not 32)."""
+    return 1 if n <= vector_lanes(dtype) else 2
+
+
 def applicable(m: Node) -> bool:
     return m.dtype in (float32, float64) and math.prod(m.shape) * m.srcs[0].shape[-1] >= MIN_WORK
 
@@ -52,8 +58,8 @@ class MicroKernel:
         self.a, self.b, self.c, self.dtype = a, b, c, dtype
         self.m, self.n = m, n
         self.batch, self.row0, self.col0, self.first = batch, row0, col0, first
-        self.lanes = vector_lanes(dtype)
-        self.nr = 2 * self.lanes
+        self.vectors = tile_vectors(n, dtype)
+        self.nr = self.vectors * vector_lanes(dtype)  # columns of a register tile
 
     @property
     def work(self) -> int:
@@ -110,7 +116,7 @@ def emit(em, g) -> list:
     batched = len(m_node.shape) == 3
     nbatch = m_node.shape[0] if batched else 1
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
-    nr = 2 * vector_lanes(dt)
+    nr = tile_vectors(N, dt) * vector_lanes(dt)
     mc, nc = min(MC, _round_up(M, MR)), _column_block(N, nbatch, nr)
     n_pc = -(-K // KC)
     # K in equal slices (784 = 4 x 200, not 3 x 256 + 16 padded to 256), whole 8-deep blocks
@@ -218,9 +224,10 @@ def library_module() -> ir.Module:
     """The GEMM library: micro-kernels and packing functions for float32 and float64."""
     module = ir.Module(name="llgrad_gemm_library")
     for dtype in (float32, float64):
-        _micro_function(module, dtype, define=True)
-        for which in ("a", "b"):
-            _pack_function(module, dtype, which, define=True)
+        _pack_function(module, dtype, "a", 2, define=True)
+        for vectors in (1, 2):
+            _micro_function(module, dtype, vectors, define=True)
+            _pack_function(module, dtype, "b", vectors, define=True)
     return module
 
 _MICRO_ARGS = ("a", "b", "c", "c_base", "row0", "col0", "first", "m", "n", "mc", "nc", "kc")
@@ -228,7 +235,7 @@ _MICRO_ARGS = ("a", "b", "c", "c_base", "row0", "col0", "first", "m", "n", "mc",
 
 def micro_kernel(kcg, s: MicroKernel) -> None:
     """Call the module's micro-kernel for this tile."""
-    fn = _micro_function(kcg.module, s.dtype)
+    fn = _micro_function(kcg.module, s.dtype, s.vectors)
     i64 = ir.IntType(64)
     b = kcg.b
     c_base = b.mul(kcg.index(s.batch), ir.Constant(i64, s.m * s.n))
@@ -238,8 +245,8 @@ def micro_kernel(kcg, s: MicroKernel) -> None:
     b.call(fn, args)
 
 
-def _micro_function(module, dtype: DType, define: bool = False) -> ir.Function:
-    name = f"llgrad_gemm_micro_{_suffix_of(dtype)}"
+def _micro_function(module, dtype: DType, vectors: int, define: bool = False) -> ir.Function:
+    name = f"llgrad_gemm_micro{'' if vectors == 2 else vectors}_{_suffix_of(dtype)}"
     fn = module.globals.get(name)
     if fn is not None:
         return fn
@@ -251,13 +258,13 @@ def _micro_function(module, dtype: DType, define: bool = False) -> ir.Function:
     fn.attributes.add("nounwind")
     for arg, arg_name in zip(fn.args, _MICRO_ARGS):
         arg.name = arg_name
-    _MicroBuilder(module, fn, dtype).build()
+    _MicroBuilder(module, fn, dtype, vectors).build()
     return fn
 
 
 def pack(kcg, s: Pack) -> None:
     """Call the module's packing function for this block."""
-    fn = _pack_function(kcg.module, s.dtype, s.which)
+    fn = _pack_function(kcg.module, s.dtype, s.which, tile_vectors(s.cols, s.dtype))
     i64 = ir.IntType(64)
     c = lambda v: ir.Constant(i64, v)  # noqa: E731
     kcg.b.call(fn, [kcg.ptr[id(s.src)], kcg.index(s.base), c(s.stride_row), c(s.stride_col),
@@ -268,8 +275,12 @@ def pack(kcg, s: Pack) -> None:
 _PACK_ARGS = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "cols", "ext_row", "ext_col")
 
 
-def _pack_function(module, dtype: DType, which: str, define: bool = False) -> ir.Function:
-    name = f"llgrad_gemm_pack_{which}_{_suffix_of(dtype)}"
+def _pack_function(module, dtype: DType, which: str, vectors: int, define: bool = False) -> ir.Function:
+    """Packing of A (strips of MR rows, one function for both micro-kernels) or of B (strips
+    of `vectors` vectors' columns)."""
+    if which == "a":
+        vectors = 2
+    name = f"llgrad_gemm_pack_{which}{'' if vectors == 2 else vectors}_{_suffix_of(dtype)}"
     fn = module.globals.get(name)
     if fn is not None:
         return fn
@@ -281,7 +292,7 @@ def _pack_function(module, dtype: DType, which: str, define: bool = False) -> ir
     fn.attributes.add("nounwind")
     for arg, arg_name in zip(fn.args, _PACK_ARGS):
         arg.name = arg_name
-    _PackBuilder(module, fn, dtype, which).build()
+    _PackBuilder(module, fn, dtype, which, vectors).build()
     return fn
 
 
@@ -295,11 +306,12 @@ class _PackBuilder:
     matrix's edge is copied element by element with zeros outside.
     """
 
-    def __init__(self, module, fn, dtype: DType, which: str) -> None:
+    def __init__(self, module, fn, dtype: DType, which: str, vectors: int) -> None:
         self.fn, self.i64 = fn, ir.IntType(64)
+        self.elements = _element_copy_function(module, dtype)
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
-        self.strip = MR if which == "a" else 2 * vector_lanes(dtype)
+        self.strip = MR if which == "a" else vectors * vector_lanes(dtype)
         a = self.a = dict(zip(_PACK_ARGS, fn.args))
         lanes, depth = ("row", "col") if which == "a" else ("col", "row")
         self.lane0, self.depth0 = a[lanes + "0"], a[depth + "0"]
@@ -332,9 +344,9 @@ class _PackBuilder:
                                 with transposes:
                                     self.copy_transposed(st, lane)
                                 with elements:
-                                    self.copy_elements(st, lane, checked=False)
+                                    self.copy_elements(st, lane)
                 with edge:
-                    self.copy_elements(st, lane, checked=True)
+                    self.copy_elements(st, lane)
 
         self.loops.counted("strip", b.udiv(self.lane_ext, c(self.strip)), one_strip)
         b.ret_void()
@@ -378,29 +390,59 @@ class _PackBuilder:
 
             self.loops.counted("depth8", b.udiv(self.depth_ext, c(8)), block)
 
-    def copy_elements(self, st, lane, checked: bool) -> None:
-        b, c = self.b, self.c
-
-        def depth(k):
-            def one(r):
-                at = b.add(lane, r)
-                if not checked:
-                    value = b.load(self.src_ptr(self.src_at(at, k)), typ=self.elem)
-                else:
-                    inside = b.and_(b.icmp_signed("<", at, self.lane_bound),
-                                    b.icmp_signed("<", b.add(self.depth0, k), self.depth_bound))
-                    where = b.select(inside, self.src_at(at, k), self.a["base"])
-                    value = b.load(self.src_ptr(where), typ=self.elem)
-                    value = b.select(inside, value, ir.Constant(self.elem, 0.0))
-                b.store(value, self.dst_ptr(st, k, r))
-
-            self.loops.counted("lane", c(self.strip), one)
-
-        self.loops.counted("depth", self.depth_ext, depth)
+    def copy_elements(self, st, lane) -> None:
+        a = self.a
+        dst_offset = self.b.mul(self.b.mul(st, self.depth_ext), self.c(self.strip))
+        self.b.call(self.elements, [a["src"], a["base"], self.lane_stride, self.depth_stride, a["dst"],
+                                    dst_offset, lane, self.depth0, self.lane_bound, self.depth_bound,
+                                    self.c(self.strip), self.depth_ext])
 
     @property
     def elem_bytes(self) -> int:
         return 4 if isinstance(self.elem, ir.FloatType) else 8
+
+
+_ELEMENT_ARGS = ("src", "base", "lane_stride", "depth_stride", "dst", "dst_offset", "lane0", "depth0",
+                 "lane_bound", "depth_bound", "strip", "depth_ext")
+
+
+def _element_copy_function(module, dtype: DType) -> ir.Function:
+    """dst[dst_offset + k * strip + r] = src[lane0 + r, depth0 + k], zero outside the bounds: the
+    packing of edge strips and odd layouts, element by element. Compiled for size: vectorizing
+    its unknown strides costs LLVM far more time than the few edge strips it copies take."""
+    name = f"llgrad_gemm_pack_elements_{_suffix_of(dtype)}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    i64, ptr = ir.IntType(64), ir.PointerType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 7), name)
+    for attribute in ("noinline", "nounwind", "minsize", "optsize"):
+        fn.attributes.add(attribute)
+    a = dict(zip(_ELEMENT_ARGS, fn.args))
+    for arg, arg_name in zip(fn.args, _ELEMENT_ARGS):
+        arg.name = arg_name
+    loops = _MicroBuilder.__new__(_MicroBuilder)  # its loop helper
+    loops.fn, loops.i64 = fn, i64
+    b = loops.b = ir.IRBuilder(fn.append_basic_block("entry"))
+    elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+
+    def depth(k):
+        def one(r):
+            lane, at_depth = b.add(a["lane0"], r), b.add(a["depth0"], k)
+            inside = b.and_(b.icmp_signed("<", lane, a["lane_bound"]),
+                            b.icmp_signed("<", at_depth, a["depth_bound"]))
+            flat = b.add(a["base"], b.add(b.mul(lane, a["lane_stride"]), b.mul(at_depth, a["depth_stride"])))
+            where = b.select(inside, flat, a["base"])
+            value = b.load(b.gep(a["src"], [where], inbounds=True, source_etype=elem), typ=elem)
+            value = b.select(inside, value, ir.Constant(elem, 0.0))
+            at = b.add(a["dst_offset"], b.add(b.mul(k, a["strip"]), r))
+            b.store(value, b.gep(a["dst"], [at], inbounds=True, source_etype=elem))
+
+        loops.counted("lane", a["strip"], one)
+
+    loops.counted("depth", a["depth_ext"], depth)
+    b.ret_void()
+    return fn
 
 
 def _transpose8(b, rows: list) -> list:
@@ -424,8 +466,8 @@ def _suffix_of(dtype: DType) -> str:
 
 
 class _MicroBuilder:
-    def __init__(self, module, fn, dtype: DType) -> None:
-        self.module, self.fn = module, fn
+    def __init__(self, module, fn, dtype: DType, vectors: int) -> None:
+        self.module, self.fn, self.nv = module, fn, vectors
         self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
         self.w = vector_lanes(dtype)
         self.vec = ir.VectorType(self.elem, self.w)
@@ -434,7 +476,7 @@ class _MicroBuilder:
         self.args = dict(zip(_MICRO_ARGS, fn.args))
         self.fma = _declare(module, f"llvm.fma.v{self.w}{_suffix(self.elem)}", self.vec, [self.vec] * 3)
         # Spill slot for the edge path (rows of a tile that leave the matrix).
-        self.tile = self.b.alloca(ir.ArrayType(self.elem, MR * 2 * self.w), name="tile")
+        self.tile = self.b.alloca(ir.ArrayType(self.elem, MR * vectors * self.w), name="tile")
 
     def c(self, v: int) -> ir.Constant:
         return ir.Constant(self.i64, v)
@@ -467,7 +509,7 @@ class _MicroBuilder:
 
     def build(self) -> None:
         a, b = self.args, self.b
-        nr = 2 * self.w
+        nr = self.nv * self.w
         strips = b.udiv(a["nc"], self.c(nr))
         rows = b.udiv(a["mc"], self.c(MR))
 
@@ -485,7 +527,7 @@ class _MicroBuilder:
 
     def one_tile(self, jb, ib, row, col) -> None:
         a, b = self.args, self.b
-        nr = 2 * self.w
+        nr = self.nv * self.w
         accs = self.k_loop(b.mul(jb, b.mul(a["kc"], self.c(nr))), b.mul(ib, b.mul(a["kc"], self.c(MR))))
         full = b.and_(b.icmp_signed("<=", b.add(row, self.c(MR)), a["m"]),
                       b.icmp_signed("<=", b.add(col, self.c(nr)), a["n"]))
@@ -497,7 +539,7 @@ class _MicroBuilder:
 
     def k_loop(self, b_off, a_off) -> list:
         a, b = self.args, self.b
-        nr, w = 2 * self.w, self.w
+        nr, w = self.nv * self.w, self.w
         pre = b.block
         head = self.fn.append_basic_block("k")
         done = self.fn.append_basic_block("k.done")
@@ -506,23 +548,23 @@ class _MicroBuilder:
         k = b.phi(self.i64)
         k.add_incoming(self.c(0), pre)
         zero = ir.Constant(self.vec, None)
-        accs = [[b.phi(self.vec) for _ in range(2)] for _ in range(MR)]
+        accs = [[b.phi(self.vec) for _ in range(self.nv)] for _ in range(MR)]
         for row in accs:
             for acc in row:
                 acc.add_incoming(zero, pre)
         bk = b.add(b_off, b.mul(k, self.c(nr)))
-        bv = [_load(b, a["b"], b.add(bk, self.c(c * w)), self.vec, self.elem) for c in range(2)]
+        bv = [_load(b, a["b"], b.add(bk, self.c(c * w)), self.vec, self.elem) for c in range(self.nv)]
         ak = b.add(a_off, b.mul(k, self.c(MR)))
         new = []
         for r in range(MR):
             at = b.gep(a["a"], [b.add(ak, self.c(r))], inbounds=True, source_etype=self.elem)
             x = b.load(at, typ=self.elem)
             splat = _splat(b, x, self.vec)
-            new.append([b.call(self.fma, [splat, bv[c], accs[r][c]]) for c in range(2)])
+            new.append([b.call(self.fma, [splat, bv[c], accs[r][c]]) for c in range(self.nv)])
         nxt = b.add(k, self.c(1))
         k.add_incoming(nxt, b.block)
         for r in range(MR):
-            for c in range(2):
+            for c in range(self.nv):
                 accs[r][c].add_incoming(new[r][c], b.block)
         b.cbranch(b.icmp_signed("<", nxt, a["kc"]), head, done)
         b.position_at_end(done)
@@ -539,7 +581,7 @@ class _MicroBuilder:
             for block, add in ((overwrite, False), (accumulate, True)):
                 with block:
                     for r in range(MR):
-                        for c in range(2):
+                        for c in range(self.nv):
                             at = self.address(row, self.c(r), col, c * self.w)
                             value = accs[r][c]
                             if add:
@@ -553,8 +595,8 @@ class _MicroBuilder:
         a, b, w = self.args, self.b, self.w
         tile = b.inttoptr(b.ptrtoint(self.tile, self.i64), ir.PointerType())
         for r in range(MR):
-            for c in range(2):
-                at = b.gep(tile, [self.c((r * 2 + c) * w)], inbounds=True, source_etype=self.elem)
+            for c in range(self.nv):
+                at = b.gep(tile, [self.c((r * self.nv + c) * w)], inbounds=True, source_etype=self.elem)
                 b.store(accs[r][c], at).align = 4
         vmask = ir.VectorType(ir.IntType(1), w)
         masked_load = _declare(self.module, f"llvm.masked.load.v{w}{_suffix(self.elem)}.p0", self.vec,
@@ -567,10 +609,10 @@ class _MicroBuilder:
         count = b.select(b.icmp_signed("<", rows_left, self.c(MR)), rows_left, self.c(MR))
 
         def one_row(r):
-            for c in range(2):
+            for c in range(self.nv):
                 cols_left = b.sub(a["n"], b.add(col, self.c(c * w)))
                 mask = b.icmp_signed("<", lanes, _splat(b, cols_left, ir.VectorType(self.i64, w)))
-                src = b.gep(tile, [b.add(b.mul(r, self.c(2 * w)), self.c(c * w))], inbounds=True,
+                src = b.gep(tile, [b.add(b.mul(r, self.c(self.nv * w)), self.c(c * w))], inbounds=True,
                             source_etype=self.elem)
                 value = b.load(src, typ=self.vec)
                 value.align = 4

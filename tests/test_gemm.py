@@ -7,7 +7,8 @@ from llgrad.compiler import gemm
 from llgrad.runtime import gemm_library
 from llgrad.runtime.jit import jit
 
-SHAPES = [(37, 300, 45), (8, 8, 32), (130, 784, 70), (64, 513, 96), (9, 17, 1025)]
+SHAPES = [(37, 300, 45), (8, 8, 32), (130, 784, 70), (64, 513, 96), (9, 17, 1025), (100, 64, 10),
+          (33, 40, 16)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -27,11 +28,23 @@ def test_every_operand_layout_matches_numpy(m, k, n, dtype):
             np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
 
 
+def test_a_product_one_vector_wide_pads_to_one_vector():
+    x, w = llgrad.rand(128, 512), llgrad.rand(512, 10)
+    got = (x @ w).numpy()
+    (micro,) = _micro_kernels()
+    assert micro.nr == 16  # 10 columns in one 16-lane vector, not two
+    np.testing.assert_allclose(got, x.numpy().astype(np.float64) @ w.numpy(), rtol=1e-5)
+
+
+def _micro_kernels() -> list:
+    body = llgrad.debug.last_program().kernels[0].body
+    return [s for s in _statements(body) if isinstance(s, gemm.MicroKernel)]
+
+
 def test_depth_is_cut_into_equal_slices():
     x, w = llgrad.rand(128, 784), llgrad.rand(784, 512)
     (x @ w).numpy()
-    (micro,) = [s for s in _statements(llgrad.debug.last_program().kernels[0].body)
-                if isinstance(s, gemm.MicroKernel)]
+    (micro,) = _micro_kernels()
     assert micro.kc == 200  # 4 x 200 >= 784, not 4 x 256 with a slice of 16 padded to 256
 
 
@@ -41,8 +54,10 @@ def test_library_code_is_fma_vectors_and_register_transposes():
     assert "shufflevector <8 x float>" in library  # the 8x8 transposes of the packing
     if "+fma" in jit().features.split(","):
         asm = jit().emit_assembly(jit().optimize(library))
-        micro = asm[asm.index("llgrad_gemm_micro_f32:"):asm.index("llgrad_gemm_pack_a_f32:")]
-        assert "vfmadd" in micro and "call" not in micro  # native FMA, no libm fallback
+        for name in ("llgrad_gemm_micro_f32", "llgrad_gemm_micro1_f32"):
+            start = asm.index(name + ":")
+            micro = asm[start:asm.index(".Lfunc_end", start)]
+            assert "vfmadd" in micro and "call" not in micro  # native FMA, no libm fallback
     assert gemm.LIBRARY_SYMBOLS in gemm_library.object_code()
 
 
