@@ -420,3 +420,21 @@ def test_pow_saves_its_result_even_if_only_the_base_needs_a_gradient():
     v.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         v.backward()
+
+
+def test_subnormal_products_are_kept_not_flushed():
+    # A fuzz campaign reported (prod of rows) @ row @ matrix, all subnormal, off by tens of
+    # subnormal steps. llgrad was right: rounding into the subnormal range loses digits, which the
+    # reference's error bound did not carry (tests/fuzz/reference.py ETA now does). This pins what
+    # makes llgrad right: the GEMM keeps subnormals, it never flushes them to zero.
+    rng = np.random.default_rng(5)
+    col = (rng.uniform(0.5, 2.0, (256, 1)) * 1e-41).astype(np.float32)
+    row = rng.uniform(-2.0, 2.0, (1, 256)).astype(np.float32)
+    mat = rng.uniform(-2.0, 2.0, (256, 256)).astype(np.float32)
+    outer = llgrad.tensor(col) @ llgrad.tensor(row)  # depth 1: each element one rounded product
+    np.testing.assert_array_equal(outer.numpy(), col * row)
+    got = (outer @ llgrad.tensor(mat)).numpy().astype(np.float64)
+    want = (col * row).astype(np.float64) @ mat
+    # each of the 256 products and sums rounds to a subnormal step (2^-149) at worst
+    assert np.all(np.abs(got - want) <= 512 * 2.0**-150 + 1e-6 * np.abs(want))
+    assert np.count_nonzero(got) > 0.99 * got.size

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .reference import (
+    ETA,
     FLOATS,
     INTS,
     RV,
@@ -303,7 +304,7 @@ def _sum(ctx, args, attrs):
     err = None
     if ctx.track:
         n = _count(x.shape, axes)
-        own = (n + 1) * UNIT[dt] * np.sum(np.abs(x.value), axis=axes, keepdims=keep)
+        own = (n + 1) * (UNIT[dt] * np.sum(np.abs(x.value), axis=axes, keepdims=keep) + ETA[dt])
         err = sanitize(np.sum(x.err, axis=axes, keepdims=keep) + own)
     return RV(np.asarray(value), dt, err)
 
@@ -315,7 +316,8 @@ def _mean(ctx, args, attrs):
     total = _sum(ctx, args, attrs)
     with np.errstate(all="ignore"):
         value = round_to(total.value / n, x.dtype)
-        err = None if not ctx.track else sanitize(total.err / n + UNIT[x.dtype] * np.abs(value))
+        own = UNIT[x.dtype] * np.abs(value) + ETA[x.dtype]
+        err = None if not ctx.track else sanitize(total.err / n + own)
         if ctx.track and n == 0:
             err = np.zeros(value.shape)  # 0/0: NaN, exactly
     return RV(np.asarray(value), x.dtype, None if err is None else np.asarray(err))
@@ -418,7 +420,7 @@ def _prod(ctx, args, attrs):
         with np.errstate(all="ignore"):
             mag = np.prod(np.abs(x.value), axis=axes, keepdims=keep)
             moved = np.prod(np.abs(x.value) + x.err, axis=axes, keepdims=keep)
-            err = sanitize(np.where(moved == mag, 0.0, moved - mag) + (n + 1) * UNIT[dt] * mag)
+            err = sanitize(np.where(moved == mag, 0.0, moved - mag) + (n + 1) * (UNIT[dt] * mag + ETA[dt]))
     return RV(np.asarray(value), dt, err)
 
 
@@ -447,7 +449,8 @@ def _var(ctx, args, attrs):
                 np.abs(x.value), axis=axes, keepdims=True
             )
             ed = x.err + emean + u * np.abs(d)
-            num = np.sum(2 * np.abs(d) * ed + ed * ed, axis=axes, keepdims=keep) + (n + 2) * u * ss
+            num = np.sum(2 * np.abs(d) * ed + ed * ed, axis=axes, keepdims=keep)
+            num = num + (n + 2) * (u * ss + ETA[x.dtype])
             err = (
                 sanitize(num / div + u * np.abs(value))
                 if div
@@ -501,7 +504,7 @@ def _softmax_like(name: str, log: bool):
                 if log:
                     err = 2 * e + (n + 8) * u * (np.abs(value) + 1)
                 else:
-                    err = np.abs(value) * (2 * e + (n + 8) * u)
+                    err = np.abs(value) * (2 * e + (n + 8) * u) + (n + 8) * ETA[x.dtype]
             err = sanitize(np.broadcast_to(err, value.shape).copy())
         return RV(value, x.dtype, err)
 
@@ -525,7 +528,8 @@ def _cumsum(ctx, args, attrs):
     err = None
     if ctx.track:
         n = x.shape[d]
-        err = sanitize(np.cumsum(x.err, axis=d) + (n + 1) * UNIT[dt] * np.cumsum(np.abs(x.value), axis=d))
+        own = (n + 1) * (UNIT[dt] * np.cumsum(np.abs(x.value), axis=d) + ETA[dt])
+        err = sanitize(np.cumsum(x.err, axis=d) + own)
     return RV(value, dt, err)
 
 
@@ -825,7 +829,8 @@ def _product(name: str, template: str, f):
             with np.errstate(all="ignore"):
                 mag = np.asarray(f(np.abs(a.value), np.abs(b.value)))
                 moved = np.asarray(f(np.abs(a.value) + ea, np.abs(b.value) + eb))
-                err = sanitize(np.where(moved == mag, 0.0, moved - mag) + (k + 2) * UNIT[dt] * mag)
+                own = (k + 2) * (UNIT[dt] * mag + ETA[dt])
+                err = sanitize(np.where(moved == mag, 0.0, moved - mag) + own)
         return RV(value, dt, err)
 
 

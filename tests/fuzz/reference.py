@@ -25,6 +25,11 @@ INTS = ("int32", "int64")
 DTYPES = FLOATS + INTS + ("bool",)
 NP = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # unit roundoff
+# Rounding into the subnormal range errs by up to half the smallest subnormal, however small the
+# result: fl(x) = x (1 + d) + e with |d| <= UNIT, |e| <= ETA (the underflow term of the standard
+# model). Later ops carry it: a sum of 256 subnormal products times numbers near 1 is off by
+# hundreds of subnormal steps, not one.
+ETA = {"float32": 2.0**-150, "float64": 2.0**-1075}
 _CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 _RANK = {"bool": 0, "int32": 1, "int64": 2, "float32": 1, "float64": 2}
 
@@ -146,7 +151,7 @@ def converted(a, dtype: str, ctx: Ctx) -> RV:
         if dtype == "bool" or (dtype in INTS and is_float(a.dtype)):
             err = discrete_err(a, lambda v: round_to(v, dtype))
         elif is_float(dtype):
-            err = err + UNIT[dtype] * np.abs(value)
+            err = err + UNIT[dtype] * np.abs(value) + ETA[dtype]
     return RV(value, dtype, err)
 
 
@@ -230,7 +235,7 @@ def elementwise(
         if discrete or not is_float(out):
             own = 0.0
         else:
-            own = k * UNIT[out] * (np.abs(np.where(np.isfinite(center), center, 0.0)) + floor)
+            own = k * UNIT[out] * (np.abs(np.where(np.isfinite(center), center, 0.0)) + floor) + k * ETA[out]
     err = np.where(unknown, np.inf, dev + own)
     if branch is not None:
         base = np.broadcast_to(branches[0], shape)
