@@ -36,10 +36,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true", help="Gaussian clusters instead of the digits")
     parser.add_argument("--compare-torch", action="store_true", help="time PyTorch eager on the same batches")
+    parser.add_argument("--compile", action="store_true", help="the whole step through llgrad.compile")
     args = parser.parse_args(argv)
     data = synthetic_digits_like(seed=args.seed) if args.synthetic else load_digits_data(seed=args.seed)
     print(f"{len(data[0])} training and {len(data[2])} test images; model:\n{build(llgrad.nn)}\n")
-    result = train(data, args.epochs, args.batch_size, args.lr, args.seed, build=build)
+    result = train(data, args.epochs, args.batch_size, args.lr, args.seed, build=build, compiled=args.compile)
     report(result, args.compare_torch, data, args.lr, build=build)
 
 

@@ -3,9 +3,12 @@
     pip install 'llgrad[examples]'        # scikit-learn (bundled dataset, no download), tqdm
     python examples/digits_mlp.py         # ~97% test accuracy in 15 epochs
     python examples/digits_mlp.py --compare-torch   # also time PyTorch eager on the same batches
+    python examples/digits_mlp.py --compile         # the whole step through llgrad.compile
 
 Each training step is forward + backward (one compiled program, cached after the first step) and the
-optimizer update (one more). The first epoch pays for compiling; the later ones run cached native code.
+optimizer update (one more). With --compile the step (zero_grad, forward, backward, update) is traced
+once and replayed as one native program. The first epoch pays for compiling; the later ones run
+cached native code.
 """
 
 from __future__ import annotations
@@ -32,8 +35,19 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((predicted == y).mean())
 
 
+def training_step(model, opt):
+    def step(x: llgrad.Tensor, y: llgrad.Tensor) -> llgrad.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-          drop_last: bool = False, log=print, build=build) -> dict:
+          drop_last: bool = False, log=print, build=build, compiled: bool = False) -> dict:
     """Train `build(llgrad.nn)` from seed; return test accuracy, per-epoch losses and seconds, compile
     statistics."""
     x_train, y_train, x_test, y_test = data
@@ -41,6 +55,9 @@ def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: 
     model = build(llgrad.nn)
     initial = {k: v.numpy().copy() for k, v in model.state_dict().items()}  # for the PyTorch twin
     opt = llgrad.optim.Adam(model.parameters(), lr=lr)
+    step_fn = training_step(model, opt)
+    if compiled:
+        step_fn = llgrad.compile(step_fn)
     rng = np.random.default_rng(seed)
     epochs_batches = [minibatches(len(x_train), batch_size, rng, drop_last) for _ in range(epochs)]
     result = {"losses": [], "seconds": [], "step_seconds": [], "batches": epochs_batches}
@@ -49,10 +66,7 @@ def train(data, epochs: int = 15, batch_size: int = 64, lr: float = 1e-3, seed: 
         timer, total = Timer(), 0.0
         for idx in progress(batches, f"epoch {epoch}"):
             step = Timer()
-            opt.zero_grad()
-            loss = F.cross_entropy(model(llgrad.from_numpy(x_train[idx])), llgrad.from_numpy(y_train[idx]))
-            loss.backward()
-            opt.step()
+            loss = step_fn(llgrad.from_numpy(x_train[idx]), llgrad.from_numpy(y_train[idx]))
             total += loss.item()
             result["step_seconds"].append(step.seconds())
         result["seconds"].append(timer.seconds())
@@ -94,10 +108,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true", help="Gaussian clusters instead of the digits")
     parser.add_argument("--compare-torch", action="store_true", help="time PyTorch eager on the same batches")
+    parser.add_argument("--compile", action="store_true", help="the whole step through llgrad.compile")
     args = parser.parse_args(argv)
     data = synthetic_digits_like(seed=args.seed) if args.synthetic else load_digits_data(seed=args.seed)
     print(f"{len(data[0])} training and {len(data[2])} test images; model:\n{build(llgrad.nn)}\n")
-    result = train(data, args.epochs, args.batch_size, args.lr, args.seed)
+    result = train(data, args.epochs, args.batch_size, args.lr, args.seed, compiled=args.compile)
     report(result, args.compare_torch, data, args.lr)
 
 

@@ -42,3 +42,8 @@ def test_training_is_reproducible_with_manual_seed():
     second = digits_mlp.train(data, **dict(SETTINGS, epochs=1))
     assert first["losses"] == second["losses"]  # same init, same batches, same dropout masks
     assert llgrad.runtime.stats()["compiles"] >= 1
+
+
+def test_digits_mlp_learns_with_the_whole_step_compiled():
+    # examples/digits_mlp.py --compile: zero_grad, forward, backward and Adam traced once
+    _check(digits_mlp.train(synthetic_digits_like(), **SETTINGS, compiled=True), 0.95)
