@@ -438,3 +438,14 @@ def test_subnormal_products_are_kept_not_flushed():
     # each of the 256 products and sums rounds to a subnormal step (2^-149) at worst
     assert np.all(np.abs(got - want) <= 512 * 2.0**-150 + 1e-6 * np.abs(want))
     assert np.count_nonzero(got) > 0.99 * got.size
+
+
+@pytest.mark.parametrize("name", ["sign", "floor", "ceil", "round", "trunc"])
+def test_piecewise_constant_ops_pass_back_exact_zeros(name):
+    # PyTorch's backward of these is zeros_like(grad); llgrad computed grad * 0, which is NaN for
+    # a NaN or infinite incoming gradient (sign(x) * nan, found by a fuzz campaign) and -0 for a
+    # negative one.
+    x = llgrad.tensor([0.5, -2.0, 3.0], requires_grad=True)
+    getattr(llgrad, name)(x).backward(llgrad.tensor([float("nan"), -1.0, float("inf")]))
+    grad = x.grad.numpy()
+    assert grad.tolist() == [0.0, 0.0, 0.0] and not np.signbit(grad).any()

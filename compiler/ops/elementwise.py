@@ -362,7 +362,9 @@ def _vjp_cast(e, g, c):
 
 
 def _vjp_zero(e, g, c):
-    return (e.mul(g, 0),)
+    # PyTorch's zeros_like(grad): +0 everywhere, even where the incoming gradient is NaN or
+    # infinite or negative (g * 0 would give NaN and -0 there)
+    return (e.where(True, 0, g),)
 
 
 def _vjp_log1p(e, g, c):
