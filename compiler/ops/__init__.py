@@ -96,5 +96,5 @@ register(OpDef("param", "leaf", _leaf_infer))
 register(OpDef("const", "leaf", _leaf_infer))
 
 # Entries register themselves on import; order is irrelevant.
-from . import composite, elementwise, indexing, linalg, movement, reduce  # noqa: E402,F401
-from . import random, special  # noqa: E402,F401  (rand_uniform; erf, gelu)
+# (random: rand_uniform; special: erf, gelu)
+from . import composite, elementwise, indexing, linalg, movement, random, reduce, special  # noqa: E402,F401
