@@ -6,8 +6,8 @@ each KC-deep slice of K, the block of B is packed once into per-thread
 scratch laid out the way the micro-kernel reads it (zero-padded at the
 edges); then for each MC-high row block, the block of A is packed and the
 micro-kernel runs over its MR x NR sub-tiles: MR rows of accumulators of NR
-lanes (two vectors; one for a product one vector wide) held in registers across the k loop, one broadcast of A
-and two FMAs per row per k.
+lanes (two vectors; one for a product one vector wide) held in registers
+across the k loop, one broadcast of A and one FMA per vector per row per k.
 
 Packing reads the operands through the scheduler's value builder, so
 transposed or broadcast operands (the backward matmuls read `B^T`) and
@@ -245,26 +245,40 @@ def micro_kernel(kcg, s: MicroKernel) -> None:
     b.call(fn, args)
 
 
-def _micro_function(module, dtype: DType, vectors: int, define: bool = False) -> ir.Function:
-    name = f"llgrad_gemm_micro{'' if vectors == 2 else vectors}_{_suffix_of(dtype)}"
+_POINTER_ARGS = frozenset({"a", "b", "c", "src", "dst"})  # the buffers; every other argument is an i64
+
+
+def _library_function(module, name: str, arg_names: tuple, define: bool,
+                      attributes: tuple = ()) -> tuple[ir.Function, bool]:
+    """The module's void function `name` and whether the caller must build its body: programs
+    only declare library functions (they link the library, runtime/gemm_library.py); the
+    library defines each once."""
     fn = module.globals.get(name)
     if fn is not None:
-        return fn
-    i64, ptr = ir.IntType(64), ir.PointerType()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * 3 + [i64] * 9), name)
-    if not define:  # programs link the library (runtime/gemm_library.py): a declaration
-        return fn
-    fn.attributes.add("noinline")
-    fn.attributes.add("nounwind")
-    for arg, arg_name in zip(fn.args, _MICRO_ARGS):
+        return fn, False
+    types = [ir.PointerType() if arg in _POINTER_ARGS else ir.IntType(64) for arg in arg_names]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), types), name)
+    if not define:
+        return fn, False
+    for attribute in ("noinline", "nounwind", *attributes):
+        fn.attributes.add(attribute)
+    for arg, arg_name in zip(fn.args, arg_names):
         arg.name = arg_name
-    _MicroBuilder(module, fn, dtype, vectors).build()
+    return fn, True
+
+
+def _micro_function(module, dtype: DType, vectors: int, define: bool = False) -> ir.Function:
+    name = f"llgrad_gemm_micro{'' if vectors == 2 else vectors}_{_suffix_of(dtype)}"
+    fn, build = _library_function(module, name, _MICRO_ARGS, define)
+    if build:
+        _MicroBuilder(module, fn, dtype, vectors).build()
     return fn
 
 
 def pack(kcg, s: Pack) -> None:
     """Call the module's packing function for this block."""
-    fn = _pack_function(kcg.module, s.dtype, s.which, tile_vectors(s.cols, s.dtype))
+    vectors = 2 if s.which == "a" else tile_vectors(s.cols, s.dtype)
+    fn = _pack_function(kcg.module, s.dtype, s.which, vectors)
     i64 = ir.IntType(64)
     c = lambda v: ir.Constant(i64, v)  # noqa: E731
     kcg.b.call(fn, [kcg.ptr[id(s.src)], kcg.index(s.base), c(s.stride_row), c(s.stride_col),
@@ -276,23 +290,12 @@ _PACK_ARGS = ("src", "base", "s_row", "s_col", "dst", "row0", "col0", "rows", "c
 
 
 def _pack_function(module, dtype: DType, which: str, vectors: int, define: bool = False) -> ir.Function:
-    """Packing of A (strips of MR rows, one function for both micro-kernels) or of B (strips
-    of `vectors` vectors' columns)."""
-    if which == "a":
-        vectors = 2
+    """Packing of A (strips of MR rows, one function for both micro-kernels: vectors=2) or of
+    B (strips of `vectors` vectors' columns)."""
     name = f"llgrad_gemm_pack_{which}{'' if vectors == 2 else vectors}_{_suffix_of(dtype)}"
-    fn = module.globals.get(name)
-    if fn is not None:
-        return fn
-    i64, ptr = ir.IntType(64), ir.PointerType()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 6), name)
-    if not define:
-        return fn
-    fn.attributes.add("noinline")
-    fn.attributes.add("nounwind")
-    for arg, arg_name in zip(fn.args, _PACK_ARGS):
-        arg.name = arg_name
-    _PackBuilder(module, fn, dtype, which, vectors).build()
+    fn, build = _library_function(module, name, _PACK_ARGS, define)
+    if build:
+        _PackBuilder(module, fn, dtype, which, vectors).build()
     return fn
 
 
@@ -310,7 +313,8 @@ class _PackBuilder:
         self.fn, self.i64 = fn, ir.IntType(64)
         self.elements = _element_copy_function(module, dtype)
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+        self.elem = _element_type(dtype)
+        self.elem_bytes = dtype.itemsize
         self.strip = MR if which == "a" else vectors * vector_lanes(dtype)
         a = self.a = dict(zip(_PACK_ARGS, fn.args))
         lanes, depth = ("row", "col") if which == "a" else ("col", "row")
@@ -318,8 +322,6 @@ class _PackBuilder:
         self.lane_bound, self.depth_bound = a[lanes + "s"], a[depth + "s"]
         self.lane_stride, self.depth_stride = a["s_" + lanes], a["s_" + depth]
         self.lane_ext, self.depth_ext = a["ext_" + lanes], a["ext_" + depth]
-        self.loops = _MicroBuilder.__new__(_MicroBuilder)  # its loop helper
-        self.loops.fn, self.loops.i64, self.loops.b = fn, self.i64, self.b
 
     def c(self, v: int) -> ir.Constant:
         return ir.Constant(self.i64, v)
@@ -348,7 +350,7 @@ class _PackBuilder:
                 with edge:
                     self.copy_elements(st, lane)
 
-        self.loops.counted("strip", b.udiv(self.lane_ext, c(self.strip)), one_strip)
+        _counted(b, "strip", b.udiv(self.lane_ext, c(self.strip)), one_strip)
         b.ret_void()
 
     def src_at(self, lane, k):
@@ -373,7 +375,7 @@ class _PackBuilder:
             value.align = self.elem_bytes
             b.store(value, self.dst_ptr(st, k, self.c(0))).align = self.elem_bytes
 
-        self.loops.counted("depth", self.depth_ext, depth)
+        _counted(b, "depth", self.depth_ext, depth)
 
     def copy_transposed(self, st, lane) -> None:
         b, c, vec = self.b, self.c, ir.VectorType(self.elem, 8)
@@ -388,7 +390,7 @@ class _PackBuilder:
                 for j, column in enumerate(_transpose8(b, rows)):
                     b.store(column, self.dst_ptr(st, b.add(k, c(j)), c(group * 8))).align = self.elem_bytes
 
-            self.loops.counted("depth8", b.udiv(self.depth_ext, c(8)), block)
+            _counted(b, "depth8", b.udiv(self.depth_ext, c(8)), block)
 
     def copy_elements(self, st, lane) -> None:
         a = self.a
@@ -396,10 +398,6 @@ class _PackBuilder:
         self.b.call(self.elements, [a["src"], a["base"], self.lane_stride, self.depth_stride, a["dst"],
                                     dst_offset, lane, self.depth0, self.lane_bound, self.depth_bound,
                                     self.c(self.strip), self.depth_ext])
-
-    @property
-    def elem_bytes(self) -> int:
-        return 4 if isinstance(self.elem, ir.FloatType) else 8
 
 
 _ELEMENT_ARGS = ("src", "base", "lane_stride", "depth_stride", "dst", "dst_offset", "lane0", "depth0",
@@ -411,20 +409,12 @@ def _element_copy_function(module, dtype: DType) -> ir.Function:
     packing of edge strips and odd layouts, element by element. Compiled for size: vectorizing
     its unknown strides costs LLVM far more time than the few edge strips it copies take."""
     name = f"llgrad_gemm_pack_elements_{_suffix_of(dtype)}"
-    fn = module.globals.get(name)
-    if fn is not None:
+    fn, build = _library_function(module, name, _ELEMENT_ARGS, True, ("minsize", "optsize"))
+    if not build:
         return fn
-    i64, ptr = ir.IntType(64), ir.PointerType()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr] + [i64] * 7), name)
-    for attribute in ("noinline", "nounwind", "minsize", "optsize"):
-        fn.attributes.add(attribute)
     a = dict(zip(_ELEMENT_ARGS, fn.args))
-    for arg, arg_name in zip(fn.args, _ELEMENT_ARGS):
-        arg.name = arg_name
-    loops = _MicroBuilder.__new__(_MicroBuilder)  # its loop helper
-    loops.fn, loops.i64 = fn, i64
-    b = loops.b = ir.IRBuilder(fn.append_basic_block("entry"))
-    elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    elem = _element_type(dtype)
 
     def depth(k):
         def one(r):
@@ -438,9 +428,9 @@ def _element_copy_function(module, dtype: DType) -> ir.Function:
             at = b.add(a["dst_offset"], b.add(b.mul(k, a["strip"]), r))
             b.store(value, b.gep(a["dst"], [at], inbounds=True, source_etype=elem))
 
-        loops.counted("lane", a["strip"], one)
+        _counted(b, "lane", a["strip"], one)
 
-    loops.counted("depth", a["depth_ext"], depth)
+    _counted(b, "depth", a["depth_ext"], depth)
     b.ret_void()
     return fn
 
@@ -465,10 +455,31 @@ def _suffix_of(dtype: DType) -> str:
     return "f32" if dtype is float32 else "f64"
 
 
+def _element_type(dtype: DType) -> ir.Type:
+    return ir.FloatType() if dtype is float32 else ir.DoubleType()
+
+
+def _counted(b: ir.IRBuilder, name: str, extent, body) -> None:
+    """for v in range(extent): body(v) at the builder's position (extent an i64 value, at least 1)."""
+    i64 = ir.IntType(64)
+    pre = b.block
+    head = b.function.append_basic_block(name)
+    done = b.function.append_basic_block(name + ".done")
+    b.branch(head)
+    b.position_at_end(head)
+    v = b.phi(i64)
+    v.add_incoming(ir.Constant(i64, 0), pre)
+    body(v)
+    nxt = b.add(v, ir.Constant(i64, 1))
+    v.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_signed("<", nxt, extent), head, done)
+    b.position_at_end(done)
+
+
 class _MicroBuilder:
     def __init__(self, module, fn, dtype: DType, vectors: int) -> None:
         self.module, self.fn, self.nv = module, fn, vectors
-        self.elem = ir.FloatType() if dtype is float32 else ir.DoubleType()
+        self.elem = _element_type(dtype)
         self.w = vector_lanes(dtype)
         self.vec = ir.VectorType(self.elem, self.w)
         self.i64 = ir.IntType(64)
@@ -482,20 +493,7 @@ class _MicroBuilder:
         return ir.Constant(self.i64, v)
 
     def counted(self, name: str, extent, body) -> None:
-        """for v in range(extent): body(v) (extent an i64 value, at least 1)."""
-        b = self.b
-        pre = b.block
-        head = self.fn.append_basic_block(name)
-        done = self.fn.append_basic_block(name + ".done")
-        b.branch(head)
-        b.position_at_end(head)
-        v = b.phi(self.i64)
-        v.add_incoming(self.c(0), pre)
-        body(v)
-        nxt = b.add(v, self.c(1))
-        v.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, extent), head, done)
-        b.position_at_end(done)
+        _counted(self.b, name, extent, body)
 
     def guarded(self, cond, body) -> None:
         b = self.b
