@@ -416,7 +416,7 @@ class _Emitter:
             return L.AccValue(self.accs[node.id])
         self.defining = node.id
         try:
-            return self.value(node, idx)
+            return _convert(self.value(node, idx), node.dtype)  # a param travels as a 64-bit slot
         finally:
             self.defining = None
 

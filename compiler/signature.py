@@ -1,15 +1,32 @@
 """The canonical form of a graph: the cache key of its compiled program.
 
-Walks the graph from the requested outputs in a fixed order and records, for
-each node, its op, attributes and sources by position: realized buffers by
-shape and dtype only, Python scalars (params) by dtype only. Two graphs with
-the same key compute the same function of their inputs and params, so they
-share one compiled program.
+A graph is keyed by one entry per node, in an order where sources come first:
+realized buffers by shape and dtype only, Python scalars (params) by dtype
+only, constants by value, every other node by its op, attributes and sources
+by position. Two graphs with the same key compute the same function of their
+inputs and params, so they share one compiled program. `entry_of` is the one
+definition of an entry: `canonicalize` walks a graph with it, and a thread's
+pending segment (runtime/pending.py) builds the same entries as ops are recorded.
 """
 
 from __future__ import annotations
 
 from .graph import Node
+
+
+def entry_of(node: Node, refs: tuple) -> tuple:
+    """The key entry of `node`, its sources given by position (`refs`)."""
+    if node.buffer is not None:
+        return ("in", node.shape, node.dtype.name)
+    if refs:
+        return (node.op.name, tuple(node.attrs.items()), refs)
+    name = node.op.name
+    if name == "param":
+        return ("param", node.dtype.name)
+    if name == "const":
+        # repr keeps -0.0 and 0.0 (equal as floats) apart.
+        return ("const", repr(node.attrs["value"]), node.dtype.name)
+    return (name, tuple(node.attrs.items()))
 
 
 def canonicalize(targets: list[Node]) -> tuple[tuple, list[Node], list[Node]]:
@@ -24,25 +41,18 @@ def canonicalize(targets: list[Node]) -> tuple[tuple, list[Node], list[Node]]:
             node, ready = stack.pop()
             if node.id in ids:
                 continue
-            if node.buffer is not None:
-                parts.append(("in", node.shape, node.dtype.name))
-                inputs.append(node)
-            elif not node.srcs:
-                if node.op.name == "param":
-                    parts.append(("param", node.dtype.name))
+            if node.buffer is not None or not node.srcs:
+                if node.buffer is not None:
+                    inputs.append(node)
+                elif node.op.name == "param":
                     params.append(node)
-                elif node.op.name == "const":
-                    # repr keeps -0.0 and 0.0 (equal as floats) apart.
-                    parts.append(("const", repr(node.attrs["value"]), node.dtype.name))
-                else:
-                    parts.append((node.op.name, tuple(node.attrs.items())))
+                parts.append(entry_of(node, ()))
             elif not ready:
                 stack.append((node, True))
                 stack.extend((s, False) for s in reversed(node.srcs) if s.id not in ids)
                 continue
             else:
-                parts.append((node.op.name, tuple(node.attrs.items()),
-                              tuple(ids[s.id] for s in node.srcs)))
+                parts.append(entry_of(node, tuple(ids[s.id] for s in node.srcs)))
             ids[node.id] = len(ids)
     key = (tuple(parts), tuple(ids[t.id] for t in targets))
     return key, inputs, params

@@ -19,6 +19,8 @@ import numpy as np
 from llgrad.compiler import dtypes
 from llgrad.compiler.dtypes import FLOATING
 from llgrad.compiler.ops import OPS, make, param
+from llgrad.runtime import pending
+from llgrad.runtime.executor import realize_pending
 
 from .autograd import grad_mode
 from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
@@ -104,6 +106,8 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
         else:
             nodes.append(param(scalar_value(s)))
     node = make(op, nodes, attrs)
+    seg = pending.current()
+    seg.record(node)
     node.loc = _user_loc()
     depth = backward_depth()
     if depth:
@@ -114,6 +118,8 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
         out = Tensor._from_node(node, owned=not depth)
     if op.vjp is not None and node.dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
+    if len(seg) > pending.MAX_PENDING and not depth:  # the bound (a backward pass checks its own)
+        realize_pending()
     return out
 
 

@@ -19,6 +19,7 @@ from llgrad.compiler import dtypes
 from llgrad.compiler.graph import Node
 from llgrad.compiler.ops import make
 from llgrad.runtime import realize
+from llgrad.runtime.pending import hold
 
 from . import printing, trace_state
 from .autograd import grad_mode
@@ -45,12 +46,23 @@ class VersionCounter:
 
 
 class Storage:
-    """The current value of a base tensor, shared by its views, detach() and .data."""
+    """The current value of a base tensor, shared by its views, detach() and .data.
 
-    __slots__ = ("node",)
+    While its value is pending, the storage is a live holder of its thread's pending segment:
+    the next realization computes it (runtime/pending.py).
+    """
 
-    def __init__(self, node: Node) -> None:
+    __slots__ = ("node", "__weakref__")
+
+    def __init__(self, node: Node, live: bool = True) -> None:
         self.node = node
+        if live and node.buffer is None:
+            hold(self)
+
+    def set(self, node: Node) -> None:
+        self.node = node
+        if node.buffer is None:
+            hold(self)
 
 
 class Tensor:
@@ -66,10 +78,10 @@ class Tensor:
 
     @classmethod
     def _from_node(cls, node: Node, requires_grad: bool = False, owned: bool = True) -> Tensor:
-        """A tensor for `node`. `owned`: a live user tensor, so graphs computing the node
-        also store it (tensors made inside a backward pass are not)."""
+        """A tensor for `node`. `owned`: a live user tensor, so a realization while it is pending
+        also stores it (tensors made inside a backward pass are not)."""
         t = object.__new__(Tensor)
-        t._storage = Storage(node)
+        t._storage = Storage(node, owned)
         t._view = ()
         t._view_cache = None
         t._vc = VersionCounter()
@@ -130,7 +142,7 @@ class Tensor:
         tracer = trace_state.active()
         if tracer is not None:
             tracer.storage_changed(self._storage, old)
-        self._storage.node = node
+        self._storage.set(node)
         node.owner = weakref.ref(self)
         self._vc.value += 1
 

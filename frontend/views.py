@@ -134,7 +134,7 @@ def commit(t: Tensor, result: Tensor, overwrite: bool = False) -> Tensor:
     tracer = trace_state.active()
     if tracer is not None:
         tracer.storage_changed(storage, storage.node)
-    storage.node = _write_back(_IR, storage.node, t._view, result._node)
+    storage.set(_write_back(_IR, storage.node, t._view, result._node))
     t._vc.value += 1
     t._view_version = t._vc.value
     return t

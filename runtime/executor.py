@@ -1,13 +1,13 @@
-"""Realization: compute the values of some graph nodes with one compiled program.
+"""Realization: compute pending values with one compiled program.
 
-The program for a graph is found by the graph's canonical signature: in the
-in-memory cache, else in the disk cache (object code loaded, nothing
-compiled), else the graph is scheduled, lowered and compiled by LLVM, and the
-result stored on disk. The in-memory cache keeps the LLGRAD_MAX_PROGRAMS
-(default 256) most recently used programs; a dropped program frees its code.
-Values that live tensors still hold inside the graph are computed in the same
-program, so a graph is never run twice for them and graphs do not grow across
-steps.
+What a realization computes is the rule of runtime/pending.py: the values asked for and
+every pending value a live tensor holds, i.e. this thread's whole pending segment. The
+segment's key (built while ops were recorded) finds its program in one dictionary lookup.
+On a miss, the canonical graph of the outputs is the key: in the in-memory cache, else in
+the disk cache (object code loaded, nothing compiled), else the graph is scheduled,
+lowered and compiled by LLVM, and the result stored on disk. The in-memory cache keeps the
+LLGRAD_MAX_PROGRAMS (default 256) most recently used programs; a dropped program frees its
+code.
 
 Threads: one lock guards the caches, the counters, and every read or write of
 graph structure (canonicalize, schedule, storing results), so no thread sees
@@ -27,7 +27,7 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
-from . import compile_log, diskcache, dump, mlir_backend  # (issue 5: debugging hooks, MLIR backend)
+from . import compile_log, diskcache, dump, mlir_backend, pending  # (issue 5: debugging hooks, MLIR backend)
 from . import program as _program
 
 DEFAULT_MAX_PROGRAMS = 256
@@ -64,6 +64,7 @@ def clear_memory_cache() -> None:
     with _lock:
         dropped = list(_programs.values())
         _programs.clear()
+        _bindings.clear()
         _last[0] = None
     del dropped  # outside the lock: freeing code takes LLVM's lock
 
@@ -75,64 +76,27 @@ def max_programs() -> int:
         return DEFAULT_MAX_PROGRAMS
 
 
-def _live_intermediates(targets: list[Node]) -> list[Node]:
-    """Computed nodes of the graph that a live tensor still holds."""
-    found, seen = [], {t.id for t in targets}
-    stack = [s for t in targets for s in t.srcs]
-    while stack:
-        n = stack.pop()
-        if n.id in seen or n.buffer is not None:
-            continue
-        seen.add(n.id)
-        owner = n.owner
-        if owner is not None and owner() is not None and n.op.kind not in ("movement", "leaf"):
-            found.append(n)
-        stack.extend(n.srcs)
-    return found
-
-
-def _outputs(targets: list[Node]) -> tuple[list[Node], int]:
-    """(outputs, how many of them must be stored): the targets, then live intermediates.
-
-    A live intermediate one op away from buffers is optional (stored only where a kernel
-    computes it anyway): recomputing it later is cheap. Any other is stored, else a value
-    updated every step (w -= lr * w.grad, read only inside fused loops) would stay pending
-    and its graph would grow by one update per step, compiling a new program each time.
-    """
-    live = _live_intermediates(targets)
-    kept = [n for n in live if not _near_buffers(n)]
-    outputs = targets + kept + [n for n in live if _near_buffers(n)]
-    return outputs, len(targets) + len(kept)
-
-
-def _near_buffers(n: Node) -> bool:
-    """Whether every source of `n` is a buffer (maybe through views) or a scalar leaf."""
-    for s in n.srcs:
-        while s.buffer is None and s.op.kind == "movement":
-            s = s.srcs[0]
-        if s.buffer is None and s.op.kind != "leaf":
-            return False
-    return True
-
-
-def _key(outputs: list[Node], required: int) -> tuple:
-    """(cache key, inputs, params): the canonical graph, and which outputs are optional."""
-    (parts, ids), inputs, params = canonicalize(outputs)
-    ids = ids[:required] + tuple(("optional", i) for i in ids[required:])
-    return mlir_backend.tag((parts, ids)), inputs, params  # the two backends' programs never mix
+def _key(outputs: list[Node]) -> tuple:
+    """(cache key, inputs, params): the canonical graph of `outputs`."""
+    key, inputs, params = canonicalize(outputs)
+    return mlir_backend.tag(key), inputs, params  # the two backends' programs never mix
 
 
 def lookup(targets: list[Node]):
-    """(program, inputs, params, outputs) computing `targets` (plus live intermediates)."""
-    return _lookup(targets)[:4]
+    """(program, inputs, params, outputs): the program that would compute `targets` now
+    (with every pending value a live tensor holds, as a realization would), not run."""
+    seg = pending.current()
+    with _lock:
+        outputs = [seg.node(p) for p in seg.outputs(targets)]
+    return _lookup(outputs)[:4]
 
 
-def _lookup(targets: list[Node]):
-    """lookup(), and how many of the outputs the program must store."""
+def _lookup(outputs: list[Node]):
+    """(program, inputs, params, outputs, required) computing `outputs`, by canonical graph."""
+    required = len(outputs)
     while True:
         with _lock:
-            outputs, required = _outputs(targets)
-            key, inputs, params = _key(outputs, required)
+            key, inputs, params = _key(outputs)
             prog = _programs.get(key)
             if prog is not None:
                 _programs.move_to_end(key)
@@ -187,6 +151,10 @@ def _remember(key, prog) -> list:
     while len(_programs) > limit:
         evicted.append(_programs.popitem(last=False)[1])
         _stats["evictions"] += 1
+    if evicted:  # segment keys bound to a dropped program go with it (its code is freed)
+        gone = {id(p) for p in evicted}
+        for k in [k for k, b in _bindings.items() if id(b.prog) in gone]:
+            del _bindings[k]
     return evicted
 
 
@@ -240,20 +208,96 @@ def set_deferral(collect) -> None:
     _deferral.collect = collect
 
 
+def deferring() -> bool:
+    """Whether this thread's realizations are being collected (llgrad.compile is tracing)."""
+    return getattr(_deferral, "collect", None) is not None
+
+
 def realize(nodes: list[Node]) -> None:
-    """Compute every node of `nodes` that has no buffer yet, in one program."""
-    targets, seen = [], set()
-    for n in nodes:
-        if n.buffer is None and n.id not in seen:
-            seen.add(n.id)
-            targets.append(n)
-    if not targets:
-        return
+    """Compute `nodes`, and every pending value a live tensor holds, in one program."""
     collect = getattr(_deferral, "collect", None)
     if collect is not None:
-        collect(targets)
+        targets = [n for n in nodes if n.buffer is None]
+        if targets:
+            collect(list(dict.fromkeys(targets)))
         return
-    run_targets(targets)
+    run_targets(nodes)
+
+
+def realize_pending() -> None:
+    """Compute every pending value a live tensor of this thread holds (the pending bound)."""
+    if getattr(_deferral, "collect", None) is None:
+        run_targets([])
+
+
+class _Binding:
+    """A segment key's program, and where its inputs and params sit in the segment."""
+
+    __slots__ = ("prog", "inputs", "params")
+
+    def __init__(self, prog, inputs: tuple, params: tuple) -> None:
+        self.prog, self.inputs, self.params = prog, inputs, params
+
+
+_bindings: OrderedDict = OrderedDict()  # SegmentKey -> _Binding, least recently used first
+
+
+def run_targets(targets: list[Node]):
+    """Realize this thread's pending segment: `targets` and every value a live holder holds.
+
+    Returns (program, inputs, params, outputs) of the program that ran (None if nothing was
+    pending). The segment's own key finds the program without walking the graph; on a miss
+    the canonical graph of the outputs is looked up (memory, disk) or compiled.
+
+    If it fails (a value too large to allocate, an interrupt), the segment is dropped: its
+    values stay pending, and only a later request that needs the failing one fails again.
+    """
+    seg = pending.current()
+    try:
+        return _run_segment(seg, targets)
+    except BaseException:
+        if pending.current() is seg:
+            pending.take().close()
+        raise
+
+
+def _run_segment(seg: pending.Segment, targets: list[Node]):
+    with _lock:
+        outs = seg.outputs(targets)
+        if not outs:  # nothing live is pending: what the segment recorded is dead
+            pending.take().close()
+            return None
+        key = pending.SegmentKey(seg, outs, mlir_backend.get_backend())
+        bound = _bindings.get(key)
+        if bound is not None:
+            _bindings.move_to_end(key)
+            _stats["cache_hits"] += 1
+    node = seg.node
+    outputs = [node(p) for p in outs]
+    if bound is None:
+        prog, inputs, params, _, _ = _lookup(outputs)
+        index = seg.index
+        bound = _Binding(prog, tuple(index[n.id] for n in inputs), tuple(index[n.id] for n in params))
+        entries = seg.entries
+        if all(entries[p][0] == "in" for p in bound.inputs):  # else another thread computed a
+            with _lock:                                        # value this key records as an op
+                _bindings[key.frozen()] = bound
+                while len(_bindings) > max_programs():
+                    _bindings.popitem(last=False)
+    prog = bound.prog
+    inputs = [node(p) for p in bound.inputs]
+    params = [node(p) for p in bound.params]
+    if dump.observing():  # llgrad.debug.dump/explain of a function: sees each program it runs
+        dump.on_run(prog, outputs, inputs, params, len(outputs))
+    results = prog.run([n.buffer for n in inputs], [p.value for p in params])
+    with _lock:
+        _stats["runs"] += 1
+        _last[0] = prog
+        for node, buf in zip(outputs, results):
+            node.buffer = buf
+            node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
+    pending.take().close()
+    return prog, inputs, params, outputs
 
 
 def run_program(prog, inputs: list, params: list) -> list:
@@ -263,22 +307,6 @@ def run_program(prog, inputs: list, params: list) -> list:
         _stats["runs"] += 1
         _last[0] = prog
     return results
-
-
-def run_targets(targets: list[Node]):
-    """Compute `targets` (uncomputed, distinct); return (program, inputs, params, outputs)."""
-    prog, inputs, params, outputs, required = _lookup(targets)
-    if dump.observing():  # llgrad.debug.dump/explain of a function: sees each program it runs
-        dump.on_run(prog, outputs, inputs, params, required)
-    results = prog.run([n.buffer for n in inputs], [p.value for p in params])
-    with _lock:
-        _stats["runs"] += 1
-        _last[0] = prog
-        for node, buf in zip(outputs, results):
-            if buf is not None:  # None: an optional output the program does not store
-                node.buffer = buf
-                node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
-    return prog, inputs, params, outputs
 
 
 def last_program():

@@ -71,7 +71,7 @@ def test_source_locations_point_at_the_users_line():
 def test_dead_values_are_dropped_and_names_are_short():
     x = llgrad.ones(8)
     a = x + 1
-    unused = a * 100  # noqa: F841  (never asked for: not part of the program)
+    a * 100  # dropped at once: not part of the program (a tensor still holding it would be)
     out = a.sum()
     text = llgrad.debug.dump(out, stage="forward")
     assert "arith.mulf" not in text and "arith.addf" in text

@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 
 from llgrad.compiler.ops.movement import sum_to
-from llgrad.runtime import realize
+from llgrad.runtime import pending, realize
+from llgrad.runtime.executor import deferring
 
 from .. import dispatch, trace_state
 from ..dispatch import EMIT, apply
@@ -150,6 +151,9 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
                     deps[nxt] -= 1
                     if deps[nxt] == 0:
                         heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+                if compute and len(pending.current()) > pending.MAX_PENDING and not deferring():
+                    # The bound on a pending graph: compute the gradients in flight so far.
+                    realize([g._node for g in grads.values() if g is not None])
     finally:
         dispatch.enter_backward(-1)
     if not retain_graph:
@@ -158,10 +162,10 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
             fn._freed = True
     if compute:
         # The outputs backpropagated from are computed in the same program (users print the loss).
-        pending = [t._node for t in touched] + [r._node for r in roots]
+        targets = [t._node for t in touched] + [r._node for r in roots]
         if capture is not None:
-            pending += [g._node for g in capture.values() if g is not None]
-        realize(pending)
+            targets += [g._node for g in capture.values() if g is not None]
+        realize(targets)
 
 
 def _run_pre_hooks(fn, g, touched):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import weakref
 
+from llgrad.runtime.pending import hold
+
 _sequence = itertools.count()
 _classes: dict[str, type] = {}
 
@@ -70,11 +72,13 @@ class _RemovableHandle:
 class SavedValue:
     """A value a VJP reads: the tensor (or Python number), and its version when saved."""
 
-    __slots__ = ("value", "node", "counter", "version", "owner_name", "is_output")
+    __slots__ = ("value", "node", "counter", "version", "owner_name", "is_output", "__weakref__")
 
     def __init__(self, value, node, counter, owner_name: str, is_output: bool = False) -> None:
         self.value = value  # Tensor, weakref to the output Tensor, or a Python number
         self.node = node
+        if node.buffer is None and node.srcs:  # live while the backward node keeps it: computed with the rest
+            hold(self)
         self.counter = counter
         self.version = counter.value if counter is not None else 0
         self.owner_name = owner_name

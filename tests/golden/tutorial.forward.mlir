@@ -45,7 +45,7 @@ module {
       %t1 = arith.divf %a0, %t0 : f32 loc(#loc6)
       linalg.yield %t1 : f32 loc(#loc6)
     } -> tensor<f32> loc(#loc6)
-    return %4, %2, %0 : tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>
+    return %4, %0, %2 : tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>
   }
 }
 #loc4 = loc("tutorial.py":4:5)

@@ -3,7 +3,7 @@
 // outputs: 2x2xf32, f32, 2x2xf32, 2x2xf32
 // compiled in <t> ms
 module {
-  func.func private @fused_add_mul_sum_div_2x2(%in0: memref<4xf32>, %out1: memref<4xf32>, %out3: memref<4xf32>, %out2: memref<1xf32>, %params: memref<5xi64>) {
+  func.func private @fused_add_mul_sum_div_2x2(%in0: memref<4xf32>, %out3: memref<4xf32>, %out1: memref<4xf32>, %out4: memref<4xf32>, %out2: memref<1xf32>, %params: memref<5xi64>) {
     %acc0 = memref.alloca() : memref<f32>
     %cst = arith.constant 0.0 : f32
     %c0 = arith.constant 0 : index
@@ -28,6 +28,7 @@ module {
         %v10 = memref.load %acc0[] : memref<f32>
         %v11 = arith.addf %v10, %v9 fastmath<reassoc,contract> : f32
         memref.store %v11, %acc0[] : memref<f32>
+        memref.store %v5, %out3[%v1] : memref<4xf32>
         %v12 = memref.load %params[%c0] : memref<5xi64>
         %v13 = arith.bitcast %v12 : i64 to f64
         %v14 = arith.truncf %v13 : f64 to f32
@@ -40,7 +41,7 @@ module {
         %v21 = arith.mulf %v20, %v5 : f32
         %v22 = arith.addf %v21, %v21 : f32
         memref.store %v22, %out1[%v1] : memref<4xf32>
-        memref.store %v9, %out3[%v1] : memref<4xf32>
+        memref.store %v9, %out4[%v1] : memref<4xf32>
       }
     }
     %v23 = memref.load %acc0[] : memref<f32>
@@ -48,8 +49,8 @@ module {
     memref.store %v24, %out2[%c0] : memref<1xf32>
     return
   }
-  func.func @llgrad_0000000000000000(%in0: memref<4xf32>, %out1: memref<4xf32>, %out2: memref<1xf32>, %out3: memref<4xf32>, %params: memref<5xi64>) {
-    func.call @fused_add_mul_sum_div_2x2(%in0, %out1, %out3, %out2, %params) : (memref<4xf32>, memref<4xf32>, memref<4xf32>, memref<1xf32>, memref<5xi64>) -> ()
+  func.func @llgrad_0000000000000000(%in0: memref<4xf32>, %out1: memref<4xf32>, %out2: memref<1xf32>, %out3: memref<4xf32>, %out4: memref<4xf32>, %params: memref<5xi64>) {
+    func.call @fused_add_mul_sum_div_2x2(%in0, %out3, %out1, %out4, %out2, %params) : (memref<4xf32>, memref<4xf32>, memref<4xf32>, memref<4xf32>, memref<1xf32>, memref<5xi64>) -> ()
     return
   }
 }

@@ -89,7 +89,7 @@ module {
       %t0 = arith.addf %a0, %a1 : f32 loc(#loc7)
       linalg.yield %t0 : f32 loc(#loc7)
     } -> tensor<2x2xf32> loc(#loc7)
-    return %11, %4, %2, %0 : tensor<2x2xf32>, tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>
+    return %11, %4, %0, %2 : tensor<2x2xf32>, tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>
   }
 }
 #loc4 = loc("tutorial.py":4:5)
