@@ -360,13 +360,12 @@ class _KernelCodegen:
         return total
 
     def value(self, v: L.Value) -> ir.Value:
-        key = id(v)
-        got = self.scope.get(key)
+        got = self.scope.get(id(v))
         if got is not None:
             return got
-        out = self._value(v)
-        self.scope.values[key] = out
-        return out
+        for u in L.postorder(v, lambda u: self.scope.get(id(u)) is not None):
+            self.scope.values[id(u)] = self._value(u)  # its operands are in scope by now
+        return self.scope.values[id(v)]
 
     def _value(self, v: L.Value) -> ir.Value:
         b, cg = self.b, self.cg

@@ -130,6 +130,46 @@ class Guarded(Value):
         self.cond, self.value, self.dtype = cond, value, value.dtype
 
 
+def operands(v: Value) -> tuple:
+    """The values `v` reads, in evaluation order (guards and run-time index terms included)."""
+    if isinstance(v, Apply):
+        return v.args
+    if isinstance(v, Load):
+        found = (v.guard,) if v.guard is not None else ()
+        if isinstance(v.index, DynIndex):
+            found += tuple(t for t, _ in v.index.terms)
+        return found
+    if isinstance(v, Cast):
+        return (v.arg,)
+    if isinstance(v, Select):
+        return (v.cond, v.a, v.b)
+    if isinstance(v, Guarded):
+        return (v.cond, v.value)
+    return ()
+
+
+def postorder(root: Value, done) -> list:
+    """The values under `root` (itself included) that `done(value)` rejects, operands first.
+
+    Iterative: a fused chain of 10,000 ops is a value 10,000 deep. Emitters evaluate this list
+    in order, so evaluating each value finds its operands already done (no recursion).
+    """
+    out: list = []
+    seen: set = set()
+    stack = [(root, False)]
+    while stack:
+        v, ready = stack.pop()
+        if ready:
+            out.append(v)
+            continue
+        if id(v) in seen or done(v):
+            continue
+        seen.add(id(v))
+        stack.append((v, True))
+        stack.extend((c, False) for c in reversed(operands(v)))
+    return out
+
+
 # -- statements -------------------------------------------------------------------
 
 @dataclass(eq=False)

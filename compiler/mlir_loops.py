@@ -285,13 +285,12 @@ class _KernelPrinter:
 
     # -- values ---------------------------------------------------------------------------------------
     def value(self, v: L.Value) -> str:
-        key = id(v)
-        got = self.cached(key)
+        got = self.cached(id(v))
         if got is not None:
             return got
-        out = self._value(v)
-        self.scopes[-1][key] = out
-        return out
+        for u in L.postorder(v, lambda u: self.cached(id(u)) is not None):
+            self.scopes[-1][id(u)] = self._value(u)  # its operands are in scope by now
+        return self.scopes[-1][id(v)]
 
     def _value(self, v: L.Value) -> str:
         b = self.b

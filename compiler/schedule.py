@@ -421,6 +421,14 @@ class _Emitter:
             self.defining = None
 
     def value(self, node: Node, idx: tuple, guard: L.Value | None = None) -> L.Value:
+        """The scalar value of `node` at `idx` in the current kernel (built once, memoized)."""
+        v = self._known(node, idx, guard)
+        if v is None:
+            v = self.memo[(node.id, idx, id(guard))] = self._drive(self._value(node, idx, guard))
+        return v
+
+    def _known(self, node: Node, idx: tuple, guard) -> L.Value | None:
+        """The value if it is built already or needs no sources (an accumulator), else None."""
         key = (node.id, idx, id(guard))
         v = self.memo.get(key)
         if v is None and node.id in self.array_accs and self.s.producer[node.id] is self.group:
@@ -429,13 +437,33 @@ class _Emitter:
         if v is None:
             acc = self.accs.get(node.id)
             if acc is not None and self.s.producer[node.id] is self.group:
-                v = L.AccValue(acc)
-            else:
-                v = self._value(node, idx, guard)
-            self.memo[key] = v
+                v = self.memo[key] = L.AccValue(acc)
         return v
 
-    def _value(self, node: Node, idx: tuple, guard) -> L.Value:
+    def _drive(self, gen) -> L.Value:
+        """Run a `_value` generator to its value. Each source value it yields for is built by a
+        generator of its own on an explicit stack: a fused chain of 10,000 ops is no recursion."""
+        stack = [(None, gen)]
+        sent = None
+        while True:
+            key, g = stack[-1]
+            try:
+                node, idx, guard = g.send(sent)
+            except StopIteration as done:
+                stack.pop()
+                if key is not None:
+                    self.memo[key] = done.value
+                if not stack:
+                    return done.value
+                sent = done.value
+                continue
+            sent = self._known(node, idx, guard)
+            if sent is None:
+                stack.append(((node.id, idx, id(guard)), self._value(node, idx, guard)))
+
+    def _value(self, node: Node, idx: tuple, guard):
+        """Generator: yields (source, index, guard) for each source value it needs, and is sent
+        that value back; returns the node's value."""
         if node.buffer is not None:
             return L.Load(self.buf(node), linearize(idx, node.shape), guard)
         if node.id in self.s.mat and not self._inline(node, idx):
@@ -452,23 +480,32 @@ class _Emitter:
         if op.name not in self.fused:
             self.fused.append(op.name)
         if op.kind == "gather":
-            return self._gather(node, idx, guard)
+            x = node.srcs[0]
+            where = yield from self._dynamic_index(node, x.shape, idx, node.srcs[1:], guard)
+            return L.Load(self.buf(x), where, guard)
         srcs = src_indices(node, idx)
         if op.kind == "movement":
             if len(srcs) == 1 and srcs[0][2] is None:
-                return self.value(srcs[0][0], srcs[0][1], guard)
+                return (yield srcs[0][0], srcs[0][1], guard)
             # Pieces (cat, embed): each read only inside its window; zero outside all of them.
             result: L.Value = L.Const(0, node.dtype)
             for src, sidx, (at, start, count, step) in reversed(srcs):
                 cond = L.InWindow(at, start, count, step, bool_)
-                result = L.Select(cond, _convert(self.value(src, sidx, cond), node.dtype), result)
+                piece = yield src, sidx, cond
+                result = L.Select(cond, _convert(piece, node.dtype), result)
             return result
         arg_dtypes, compute = op.compute(node)
-        args = [_convert(self.value(src, sidx, guard), dt) for (src, sidx, _), dt in zip(srcs, arg_dtypes)]
+        args = []
+        for (src, sidx, _), dt in zip(srcs, arg_dtypes):
+            args.append(_convert((yield src, sidx, guard), dt))
         return L.Apply(op, tuple(args), compute, node.attrs, node.dtype)
 
     def _dynamic(self, node: Node, shape: tuple, idx: tuple, idx_srcs, guard) -> L.DynIndex:
         """The flat offset in a buffer of `shape` of position `idx` of an indexed view of it."""
+        return self._drive(self._dynamic_index(node, shape, idx, idx_srcs, guard))
+
+    def _dynamic_index(self, node: Node, shape: tuple, idx: tuple, idx_srcs, guard):
+        """Generator form of `_dynamic` (yields for the index values it reads)."""
         start, count = node.attrs["start"], node.attrs["count"]
         nb = len(_bshape(idx_srcs))
         static = idx[:start] + (Sym.of(0),) * count + idx[start + nb:]
@@ -477,16 +514,12 @@ class _Emitter:
             strides[k] = strides[k + 1] * shape[k + 1]
         terms = []
         for j, (t, tidx, _) in enumerate(gather_index_reads(node, idx)):
-            v = _convert(self.value(t, tidx, guard), int64)
+            v = _convert((yield t, tidx, guard), int64)
             n = shape[start + j]
             negative = L.Apply(OPS["lt"], (v, L.Const(0, int64)), int64, {}, bool_)
             wrapped = L.Apply(OPS["add"], (v, L.Const(n, int64)), int64, {}, int64)
             terms.append((L.Select(negative, wrapped, v), strides[start + j]))
         return L.DynIndex(linearize(static, shape), tuple(terms))
-
-    def _gather(self, node: Node, idx: tuple, guard) -> L.Value:
-        x = node.srcs[0]
-        return L.Load(self.buf(x), self._dynamic(node, x.shape, idx, node.srcs[1:], guard), guard)
 
     # -- kernels ---------------------------------------------------------------
     def kernel(self, g: Group, number: int) -> L.Kernel:
