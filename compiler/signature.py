@@ -19,7 +19,7 @@ def entry_of(node: Node, refs: tuple) -> tuple:
     if node.buffer is not None:
         return ("in", node.shape, node.dtype.name)
     if refs:
-        return (node.op.name, tuple(node.attrs.items()), refs)
+        return (node.op.name, tuple(node.attrs.items()) if node.attrs else (), refs)
     name = node.op.name
     if name == "param":
         return ("param", node.dtype.name)

@@ -18,21 +18,32 @@ import weakref
 import numpy as np
 from llgrad.compiler import dtypes
 from llgrad.compiler.dtypes import FLOATING
+from llgrad.compiler.graph import Node
 from llgrad.compiler.ops import OPS, make, param
 from llgrad.runtime import pending
 from llgrad.runtime.executor import realize_pending
 
 from .autograd import grad_mode
-from .autograd.function import BackwardNode, SavedValue, edge_of, node_class
+from .autograd.function import SavedValue, _sequence, accumulator, node_class
 from .layout import after_view, contiguous_strides
 from .tensor import Tensor
 from .trace_state import Live
 
-_backward = threading.local()  # .depth > 0 while this thread's backward pass emits nodes
+
+class _BackwardState(threading.local):
+    """Per thread: depth > 0 while a backward pass emits nodes; the user line it runs for; the
+    list a backward template is being recorded into (class attributes: each thread's defaults)."""
+
+    depth = 0
+    loc = None
+    recorder = None
+
+
+_backward = _BackwardState()
 
 
 def backward_depth() -> int:
-    return getattr(_backward, "depth", 0)
+    return _backward.depth
 
 
 def enter_backward(step: int) -> None:
@@ -95,33 +106,56 @@ def scalar_value(value):
 
 
 def apply(name: str, *srcs, **attrs) -> Tensor:
-    """Record op `name` on tensors and Python numbers; return its result tensor."""
+    """Record op `name` on tensors and Python numbers; return its result tensor.
+
+    The hot path of eager code: every op a user writes passes here once, so it does the
+    minimum inline (one IR node, one segment entry, one tensor, a grad_fn where needed).
+    """
     op = OPS[name]
     nodes = []
+    grad = False
     for s in srcs:
-        if type(s) is Tensor or isinstance(s, Tensor):  # subclasses: nn.Parameter
+        if isinstance(s, Tensor):  # subclasses too: nn.Parameter
             if s._base is not None:
                 s._sync_view()
-            nodes.append(s._node)
+                nodes.append(s._node)
+            else:
+                nodes.append(s._storage.node)
+            if s._requires_grad:
+                grad = True
+        elif type(s) is float:  # the common Python numbers, without scalar_value's checks
+            n = Node(_PARAM, (), {}, (), dtypes.DEFAULT_FLOAT)
+            n.value = s
+            nodes.append(n)
+        elif type(s) is int and -_INT64 <= s < _INT64:
+            n = Node(_PARAM, (), {}, (), dtypes.int64)
+            n.value = s
+            nodes.append(n)
         else:
             nodes.append(param(scalar_value(s)))
-    node = make(op, nodes, attrs)
+    shape, dtype = op.infer(nodes, attrs)
+    if len(attrs) > 1:
+        attrs = dict(sorted(attrs.items()))  # canonical order: part of the cache key
+    node = Node(op, tuple(nodes), attrs, shape, dtype)
     seg = pending.current()
     seg.record(node)
     node.loc = _user_loc()
-    depth = backward_depth()
+    depth = _backward.depth
     if depth:
         node.backward = True
     if name in VIEW_OPS and isinstance(srcs[0], Tensor):
         out = _view_of(srcs[0], name, node)
     else:
         out = Tensor._from_node(node, owned=not depth)
-    if op.vjp is not None and node.dtype.category == FLOATING and grad_mode.is_grad_enabled():
+    if grad and op.vjp is not None and dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
-    if len(seg) > pending.MAX_PENDING and not depth:  # the bound (a backward pass checks its own)
+    if len(seg.nodes) > pending.MAX_PENDING and not depth:  # the bound (a backward pass checks its own)
         realize_pending()
     return out
 
+
+_PARAM = OPS["param"]
+_INT64 = 2**63
 
 # Movement ops whose result shares storage with its input (the rest make fresh tensors).
 VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "expand",
@@ -141,7 +175,8 @@ def _view_of(src: Tensor, name: str, node) -> Tensor:
 
 
 class Emitter:
-    """`e.mul(a, b)`: the op-by-name interface VJP rules use, over tensors."""
+    """`e.mul(a, b)`: the op-by-name interface VJP rules use, over tensors (a backward pass that
+    is itself differentiated, create_graph=True)."""
 
     def __getattr__(self, name: str):
         return lambda *srcs, **attrs: apply(name, *srcs, **attrs)
@@ -150,36 +185,85 @@ class Emitter:
 EMIT = Emitter()
 
 
+class NodeEmitter:
+    """The same interface over bare IR nodes, for a backward pass that is not differentiated:
+    no Tensor, no grad_fn, no frame walk per op. Nodes are recorded like any op, at the line of
+    the backward() call (set by the engine in `_backward.loc`)."""
+
+    def __getattr__(self, name: str):
+        op = OPS[name]
+
+        def emit(*srcs, **attrs) -> Node:
+            recorder = _backward.recorder
+            args = []
+            for s in srcs:
+                if type(s) is not Node:
+                    s = param(scalar_value(s))
+                    if recorder is not None:
+                        recorder.append(("p", s, ()))
+                args.append(s)
+            node = make(op, args, attrs)
+            node.backward = True
+            node.loc = _backward.loc
+            pending.current().record(node)
+            if recorder is not None:  # a backward template is being recorded (autograd/template.py)
+                recorder.append(("n", node, node.srcs))
+            return node
+
+        setattr(self, name, emit)  # looked up once per op name
+        return emit
+
+
+NODES = NodeEmitter()
+
+
+def set_backward_loc(loc) -> None:
+    """Where the nodes a backward pass records were asked for (the user's backward() line)."""
+    _backward.loc = loc
+
+
+def set_recorder(recorder: list | None) -> None:
+    """Record each node NODES makes into `recorder` (None: stop)."""
+    _backward.recorder = recorder
+
+
+
 def _record(op, node, srcs, out: Tensor) -> None:
-    needs = tuple(isinstance(s, Tensor) and s._requires_grad for s in srcs)
-    if not any(needs):
-        return
-    cls = node_class(op.grad_fn_name(node.attrs))
-    fn = cls.__new__(cls)
-    BackwardNode.__init__(fn)
+    """Give `out` its grad_fn: the op's backward node, its edges and what its VJP saves."""
+    fn = object.__new__(node_class(op.grad_fn_name(node.attrs)))
+    fn._seq = next(_sequence)
+    fn._pre_hooks = fn._post_hooks = ()
+    fn._metadata = None
     fn.op = op
     fn.attrs = node.attrs
-    inputs = tuple(edge_of(s) if isinstance(s, Tensor) else None for s in srcs)
-    fn._next = tuple((inputs[i], 0) for i in (op.edges if op.edges is not None else range(len(srcs))))
-    fn._needs = needs
-    fn._src_shapes = tuple(n.shape for n in node.srcs)
-    fn._src_dtypes = tuple(n.dtype for n in node.srcs)
-    fn._out_shape, fn._out_dtype = node.shape, node.dtype
-    fn._src_values = inputs
+    needs = []
+    edges = []
+    for s in srcs:
+        if isinstance(s, Tensor) and s._requires_grad:
+            needs.append(True)
+            edges.append(s._grad_fn if s._grad_fn is not None else accumulator(s))
+        else:
+            needs.append(False)
+            edges.append(None)
+    fn._needs = needs = tuple(needs)
+    fn._src_values = tuple(edges)
+    fn._src_shapes = tuple([n.shape for n in node.srcs])
+    fn._src_dtypes = tuple([n.dtype for n in node.srcs])
     fn._freed = False
     fn._tensor_hooks = None
     fn._retain = None
-    fn._saved = _save(op, node, srcs, out, needs)
+    fn._saved = _save(op, node, srcs, out, needs) if op.saves else None
     out._grad_fn = fn
     out._requires_grad = True
 
 
 def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
     saved: dict = {}
+    saves = op.saved(node.attrs)
     for i, needed in enumerate(needs):
         if not needed:
             continue
-        for item in op.saved(node.attrs).get(i, ()):
+        for item in saves.get(i, ()):
             # ("value", k): source k as it is now, a snapshot never version-checked (what a VJP
             # reads where PyTorch saves something derived, like max's indices)
             frozen = isinstance(item, tuple)
@@ -193,11 +277,10 @@ def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:
             if frozen and isinstance(s, Tensor):
                 saved[item] = SavedValue(Tensor._from_node(s._node, owned=False), s._node, None, None)
             elif isinstance(s, Tensor):
-                owner = s._grad_fn.name() if s._grad_fn is not None else None
-                saved[item] = SavedValue(s, s._node, s._vc, owner)
+                saved[item] = SavedValue(s, s._node, s._vc, s._grad_fn)
             else:
                 saved[item] = SavedValue(s, node.srcs[item], None, None)
-    return saved
+    return saved or None
 
 
 def to_tensor(value, like: Tensor | None = None) -> Tensor:

@@ -64,8 +64,17 @@ class Segment:
         refs = []
         for s in node.srcs:
             p = index.get(s.id)
-            refs.append(self.place(s) if p is None else p)
-        self._append(node, entry_of(node, tuple(refs)))
+            if p is None:
+                # a buffer or a Python number: one entry; a pending value from elsewhere: imported
+                p = self._append(s, entry_of(s, ())) if s.buffer is not None or not s.srcs else self.place(s)
+            refs.append(p)
+        attrs = node.attrs
+        entry = ((node.op.name, tuple(attrs.items()) if attrs else (), tuple(refs)) if refs
+                 else entry_of(node, ()))
+        index[node.id] = len(self.nodes)
+        self.nodes.append(weakref.ref(node))
+        self.entries.append(entry)
+        self.hash = hash((self.hash, entry))
 
     def place(self, node: Node) -> int:
         """The position of any node, appending it (and its pending ancestry) if new here."""

@@ -17,8 +17,15 @@ def _promoted(srcs) -> dtypes.DType:
     first = srcs[0].dtype
     for s in srcs:
         if s.dtype is not first:
-            return dtypes.result_type([(s.dtype, s.promotion_kind()) for s in srcs])
+            kinds = tuple([(s.dtype, s.promotion_kind()) for s in srcs])
+            dt = _PROMOTED.get(kinds)
+            if dt is None:
+                dt = _PROMOTED[kinds] = dtypes.result_type(kinds)
+            return dt
     return first
+
+
+_PROMOTED: dict = {}  # ((dtype, kind), ...) -> promoted dtype: a few dozen entries at most
 
 
 def _to_float(dt: dtypes.DType) -> dtypes.DType:

@@ -16,9 +16,9 @@ from llgrad.runtime import pending, realize
 from llgrad.runtime.executor import deferring
 
 from .. import dispatch, trace_state
-from ..dispatch import EMIT, apply
+from ..dispatch import EMIT, NODES, apply
 from ..tensor import Tensor
-from . import grad_mode
+from . import grad_mode, template
 from .function import FREED_MESSAGE, AccumulateGrad, BackwardNode, edge_of
 
 
@@ -32,7 +32,7 @@ def _check_version(saved, fn) -> None:
     if saved.counter is not None and saved.counter.value != saved.version:
         node = saved.node
         kind = _TYPE_NAMES.get(node.dtype.name, node.dtype.name)
-        where = (f", which is output 0 of {saved.owner_name}," if saved.owner_name else "")
+        where = (f", which is output 0 of {saved.owner.name()}," if saved.owner is not None else "")
         if saved.is_output:
             where = f", which is output 0 of {fn.name()},"
         raise RuntimeError(
@@ -48,7 +48,8 @@ _TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
                "int64": "torch.LongTensor", "int32": "torch.IntTensor", "bool": "torch.BoolTensor"}
 
 
-def _unpack(fn: BackwardNode) -> _Ctx:
+def _unpack(fn: BackwardNode, on_nodes: bool) -> _Ctx:
+    """The VJP's view of what `fn` saved: tensors (create_graph) or their IR nodes."""
     saves = fn.op.saved(fn.attrs)
     if fn._freed and saves and any(fn._needs[i] and saves.get(i) for i in range(len(fn._needs))):
         raise RuntimeError(FREED_MESSAGE)
@@ -61,7 +62,12 @@ def _unpack(fn: BackwardNode) -> _Ctx:
     out = None
     for key, saved in (fn._saved or {}).items():
         _check_version(saved, fn)
-        if key == "out":
+        if on_nodes:
+            if key == "out":
+                out = saved.node
+            else:
+                srcs[key] = saved.read()
+        elif key == "out":
             t = saved.value()
             if t is None or t._node is not saved.node:
                 t = Tensor._from_node(saved.node)
@@ -97,25 +103,48 @@ def _edges(fn) -> list:
     return []
 
 
-def _add(a, b):
-    return b if a is None else apply("add", a, b)
+class _Pass:
+    """How one backward pass emits its gradients: as bare IR nodes (the usual case), or as
+    tensors with their own autograd history when the pass is itself differentiated."""
+
+    __slots__ = ("emit", "on_nodes", "grads_made")
+
+    def __init__(self, create_graph: bool, grads_made: list | None = None) -> None:
+        self.on_nodes = not create_graph
+        self.emit = NODES if self.on_nodes else EMIT
+        self.grads_made = grads_made  # (AccumulateGrad, fresh?, node) as .grad is set: templates
+
+    def node(self, g):
+        return g if self.on_nodes else g._node
+
+    def tensor(self, g) -> Tensor:
+        """A gradient as a tensor (for hooks, .grad, autograd.grad's results)."""
+        return Tensor._from_node(g, owned=False) if self.on_nodes else g
+
+    def value(self, t: Tensor):
+        """A tensor (a hook's result) as a gradient of this pass."""
+        return t._node if self.on_nodes else t
+
+    def add(self, a, b):
+        return b if a is None else self.emit.add(a, b)
 
 
-def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, create_graph: bool,
+def run_graph(roots: list[Tensor], seeds: list, retain_graph: bool, create_graph: bool,
               capture: dict | None = None, accumulate_into: set | None = None,
-              compute: bool = True) -> None:
-    """Propagate `seeds` from `roots` to the leaves.
+              compute: bool = True, grads_made: list | None = None) -> None:
+    """Propagate `seeds` (from `_seeds`) from `roots` to the leaves.
 
     capture: {edge node: None} to receive the gradient arriving at each node
-    (autograd.grad) instead of accumulating into .grad; accumulate_into limits
-    which leaves get .grad (backward(inputs=...)); compute=False leaves the
+    (autograd.grad) instead of accumulating into .grad, as a tensor; accumulate_into
+    limits which leaves get .grad (backward(inputs=...)); compute=False leaves the
     results as pending graphs (for printing the backward IR).
     """
+    p = _Pass(create_graph, grads_made)
     start_fns = [edge_of(r) for r in roots]
     deps = _collect(start_fns)
     grads: dict = {}
     for fn, g in zip(start_fns, seeds):
-        grads[fn] = _add(grads.get(fn), g)
+        grads[fn] = p.add(grads.get(fn), g)
     ready = []
     for fn in dict.fromkeys(start_fns):
         if deps.get(fn, 0) == 0:
@@ -123,39 +152,40 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
     executed = []
     touched: list[Tensor] = []
     dispatch.enter_backward(1)
+    dispatch.set_backward_loc(dispatch._user_loc())
     try:
         with grad_mode.set_grad_enabled(create_graph):
             while ready:
                 _, _, fn = heapq.heappop(ready)
                 g = grads.pop(fn, None)
-                g = _run_pre_hooks(fn, g, touched)
+                if g is not None:
+                    g = _run_pre_hooks(p, fn, g, touched)
                 if capture is not None and fn in capture:
-                    capture[fn] = g
+                    capture[fn] = None if g is None else p.tensor(g)
                     if isinstance(fn, AccumulateGrad):
                         continue
                 if isinstance(fn, AccumulateGrad):
                     if capture is None and (accumulate_into is None or fn in accumulate_into):
-                        _accumulate(fn.variable, g, create_graph, touched)
+                        _accumulate(p, fn, g, touched)
                     continue
                 executed.append(fn)
-                outs = _apply_vjp(fn, g) if g is not None else [None] * len(fn._src_values)
-                for post in fn._post_hooks:
-                    r = post(tuple(outs), (g,))
-                    if r is not None:
-                        outs = list(r)
+                outs = _apply_vjp(p, fn, g) if g is not None else [None] * len(fn._src_values)
+                if fn._post_hooks:
+                    outs = _run_post_hooks(p, fn, outs, g)
                 for nxt, gi in zip(fn._src_values, outs):
                     if nxt is None:
                         continue
                     if gi is not None:
-                        grads[nxt] = _add(grads.get(nxt), gi)
+                        grads[nxt] = p.add(grads.get(nxt), gi)
                     deps[nxt] -= 1
                     if deps[nxt] == 0:
                         heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
                 if compute and len(pending.current()) > pending.MAX_PENDING and not deferring():
                     # The bound on a pending graph: compute the gradients in flight so far.
-                    realize([g._node for g in grads.values() if g is not None])
+                    realize([p.node(g) for g in grads.values() if g is not None])
     finally:
         dispatch.enter_backward(-1)
+    g = outs = None  # no stray reference keeps an intermediate gradient alive past the pass
     if not retain_graph:
         for fn in executed:
             fn._saved = None
@@ -168,67 +198,77 @@ def run_graph(roots: list[Tensor], seeds: list[Tensor], retain_graph: bool, crea
         realize(targets)
 
 
-def _run_pre_hooks(fn, g, touched):
-    if g is None:
-        return g
-    hooks = fn._tensor_hooks if isinstance(fn, BackwardNode) else None
-    if isinstance(fn, AccumulateGrad):
-        hooks = fn.variable._hooks
+def _run_pre_hooks(p: _Pass, fn, g, touched):
+    hooks = fn._tensor_hooks if isinstance(fn, BackwardNode) else fn.variable._hooks
     for hook in hooks or ():
-        r = hook(g)
+        r = hook(p.tensor(g))
         if r is not None:
-            g = r
+            g = p.value(r)
     if isinstance(fn, BackwardNode) and fn._retain is not None:
         t = fn._retain()
         if t is not None and t._retains_grad:
-            total = g if t._grad is None else apply("add", t._grad, g)
-            t._grad = Tensor._from_node(total._node)
+            total = g if t._grad is None else p.emit.add(p.value(t._grad), g)
+            t._grad = Tensor._from_node(p.node(total))
             touched.append(t._grad)
     for hook in fn._pre_hooks:
-        r = hook((g,))
+        r = hook((p.tensor(g),))
         if r is not None:
-            g = r[0]
+            g = p.value(r[0])
     return g
 
 
-def _apply_vjp(fn: BackwardNode, g: Tensor) -> list:
-    ctx = _unpack(fn)
-    raw = fn.op.vjp(EMIT, g, ctx)
+def _run_post_hooks(p: _Pass, fn, outs: list, g) -> list:
+    for post in fn._post_hooks:
+        r = post(tuple(None if o is None else p.tensor(o) for o in outs), (p.tensor(g),))
+        if r is not None:
+            outs = [None if o is None else p.value(o) for o in r]
+    return outs
+
+
+def _apply_vjp(p: _Pass, fn: BackwardNode, g) -> list:
+    ctx = _unpack(fn, p.on_nodes)
+    e = p.emit
+    raw = fn.op.vjp(e, g, ctx)
     out = []
     for i, gi in enumerate(raw):
         if gi is None or not fn._needs[i]:
             out.append(None)
             continue
-        gi = sum_to(EMIT, gi, fn._src_shapes[i])
+        gi = sum_to(e, gi, fn._src_shapes[i])
         if gi.dtype is not fn._src_dtypes[i]:
-            gi = apply("cast", gi, dtype=fn._src_dtypes[i])
+            gi = e.cast(gi, dtype=fn._src_dtypes[i])
         out.append(gi)
     return out
 
 
-def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, touched: list) -> None:
+def _accumulate(p: _Pass, fn: AccumulateGrad, g, touched: list) -> None:
     if g is None:
         return
+    leaf = fn.variable
     tracer = trace_state.active()
     if tracer is not None:
-        tracer.grad_event(leaf, "fresh" if leaf._grad is None or create_graph else "inplace")
-    if leaf._grad is None:
+        tracer.grad_event(leaf, "fresh" if leaf._grad is None or not p.on_nodes else "inplace")
+    fresh = leaf._grad is None
+    if fresh:
         # A storage of its own: in-place ops on .grad must not reach the tensor it came from.
-        leaf._grad = g if create_graph else Tensor._from_node(g._node)
-    elif create_graph:
+        leaf._grad = Tensor._from_node(g) if p.on_nodes else g
+    elif not p.on_nodes:
         leaf._grad = apply("add", leaf._grad, g)
     else:
         # In place, like PyTorch: a reference to .grad sees the new value.
-        leaf._grad._set_node(apply("add", leaf._grad.detach(), g)._node)
+        g = p.emit.add(leaf._grad._node, g)
+        leaf._grad._set_node(g)
+    if p.grads_made is not None:
+        p.grads_made.append((fn, fresh, g))
     touched.append(leaf._grad)
 
 
-def _seed(output: Tensor, gradient, index: int) -> Tensor:
+def _seed(e, output: Tensor, gradient, index: int):
     if gradient is None:
         if output.numel() != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs, got shape "
                                f"{list(output.shape)}")
-        return apply("expand", apply("cast", 1.0, dtype=output.dtype), shape=tuple(output.shape))
+        return e.expand(e.cast(1.0, dtype=output.dtype), shape=tuple(output.shape))
     if not isinstance(gradient, Tensor):
         from ..creation import tensor
 
@@ -238,16 +278,20 @@ def _seed(output: Tensor, gradient, index: int) -> Tensor:
             f"Mismatch in shape: grad_output[{index}] has a shape of {gradient.shape} and "
             f"output[{index}] has a shape of {output.shape}."
         )
+    g = gradient if e is EMIT else gradient._node
     if gradient.dtype is not output.dtype:
-        gradient = apply("cast", gradient, dtype=output.dtype)
-    return gradient
+        g = e.cast(g, dtype=output.dtype)
+    return g
 
 
-def _seeds(outputs: list[Tensor], grads: list, create_graph: bool) -> list[Tensor]:
+def _seeds(outputs: list[Tensor], grads: list, create_graph: bool) -> list:
+    """The gradients backpropagated from `outputs`: tensors if create_graph, else IR nodes."""
+    e = EMIT if create_graph else NODES
     dispatch.enter_backward(1)
+    dispatch.set_backward_loc(dispatch._user_loc())
     try:
         with grad_mode.set_grad_enabled(create_graph):
-            return [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grads))]
+            return [_seed(e, t, g, i) for i, (t, g) in enumerate(zip(outputs, grads))]
     finally:
         dispatch.enter_backward(-1)
 
@@ -274,6 +318,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     _check_roots(tensors)
     if retain_graph is None:
         retain_graph = create_graph
+    if (len(tensors) == 1 and not create_graph and inputs is None and trace_state.active() is None
+            and _by_template(tensors[0], grad_tensors[0], retain_graph)):
+        return
     seeds = _seeds(tensors, grad_tensors, create_graph)
     limit = None
     if inputs is not None:
@@ -282,6 +329,44 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         limit = {edge_of(t) for t in inputs}
     run_graph(tensors, seeds, retain_graph, create_graph, accumulate_into=limit)
+
+
+def _by_template(root: Tensor, gradient, retain_graph: bool) -> bool:
+    """root.backward(gradient) from the template of its graph's structure (recorded the first
+    time). False where the engine must run instead (template.walk says when)."""
+    if gradient is None:
+        if root.numel() != 1:
+            return False  # the engine raises
+    elif not isinstance(gradient, Tensor):
+        return False
+    found = template.walk(root, gradient)
+    if found is None:
+        return False
+    key, order, refs = found
+    known = template.lookup(key)
+    if known is None:  # the engine runs, and what it makes is kept as the template
+        recorded: list = []
+        made: list = []
+        seg = pending.current()
+        dispatch.set_recorder(recorded)
+        try:
+            seeds = _seeds([root], [gradient], False)
+            run_graph([root], seeds, retain_graph, False, compute=False, grads_made=made)
+        finally:
+            dispatch.set_recorder(None)
+        if pending.current() is seg:  # no bound-triggered realization cut the pass in two
+            index = {id(fn): i for i, fn in enumerate(order)}
+            template.store(key, recorded, refs, [(index[id(fn)], fresh, g) for fn, fresh, g in made])
+        touched = [fn.variable._grad for fn, _, _ in made]
+    else:
+        touched = template.replay(known, order, gradient, dispatch._user_loc())
+        if not retain_graph:
+            for fn in order:
+                if type(fn) is not AccumulateGrad:
+                    fn._saved = None
+                    fn._freed = True
+    realize([t._node for t in touched] + [root._node])
+    return True
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -320,6 +405,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                     "Set allow_unused=True if this is the desired behavior."
                 )
         elif not create_graph:
-            g = g.detach()
+            g = Tensor._from_node(g._node)
         result.append(g)
     return tuple(result)

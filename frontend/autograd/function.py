@@ -29,24 +29,34 @@ FREED_MESSAGE = (
 class Node:
     """Base of everything in `grad_fn` chains (torch.autograd.graph.Node)."""
 
-    __slots__ = ("_seq", "_pre_hooks", "_post_hooks", "metadata", "__weakref__")
+    # Hook lists and metadata are made on first use: most nodes never have any.
+    __slots__ = ("_seq", "_pre_hooks", "_post_hooks", "_metadata", "__weakref__")
 
     def __init__(self) -> None:
         self._seq = next(_sequence)
-        self._pre_hooks: list = []
-        self._post_hooks: list = []
-        self.metadata: dict = {}
+        self._pre_hooks = self._post_hooks = ()
+        self._metadata = None
 
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def metadata(self) -> dict:
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
     def register_prehook(self, fn):
         """fn(grad_outputs) -> new grad_outputs or None, run before this node."""
+        if not self._pre_hooks:
+            self._pre_hooks = []
         self._pre_hooks.append(fn)
         return _RemovableHandle(self._pre_hooks, fn)
 
     def register_hook(self, fn):
         """fn(grad_inputs, grad_outputs) -> new grad_inputs or None, run after this node."""
+        if not self._post_hooks:
+            self._post_hooks = []
         self._post_hooks.append(fn)
         return _RemovableHandle(self._post_hooks, fn)
 
@@ -72,28 +82,39 @@ class _RemovableHandle:
 class SavedValue:
     """A value a VJP reads: the tensor (or Python number), and its version when saved."""
 
-    __slots__ = ("value", "node", "counter", "version", "owner_name", "is_output", "__weakref__")
+    __slots__ = ("value", "node", "counter", "version", "owner", "is_output", "__weakref__")
 
-    def __init__(self, value, node, counter, owner_name: str, is_output: bool = False) -> None:
+    def __init__(self, value, node, counter, owner, is_output: bool = False) -> None:
         self.value = value  # Tensor, weakref to the output Tensor, or a Python number
         self.node = node
         if node.buffer is None and node.srcs:  # live while the backward node keeps it: computed with the rest
             hold(self)
         self.counter = counter
         self.version = counter.value if counter is not None else 0
-        self.owner_name = owner_name
+        self.owner = owner  # the grad_fn of the saved tensor (named in version errors), or None
         self.is_output = is_output
+
+    def read(self):
+        """The IR node a VJP reads: a saved source tensor's current value (a write through
+        `.data` is seen, as in PyTorch), else the value as saved (a Python number: its param;
+        an output: the node it was)."""
+        if self.is_output:
+            return self.node
+        node = getattr(self.value, "_node", None)
+        return self.node if node is None else node
 
 
 class BackwardNode(Node):
     """The grad_fn of a tensor made by an op. Subclassed once per PyTorch name."""
 
-    __slots__ = ("op", "attrs", "_next", "_saved", "_needs", "_src_shapes", "_src_dtypes",
-                 "_src_values", "_out_shape", "_out_dtype", "_freed", "_tensor_hooks", "_retain")
+    __slots__ = ("op", "attrs", "_saved", "_needs", "_src_shapes", "_src_dtypes", "_src_values",
+                 "_freed", "_tensor_hooks", "_retain")
 
     @property
     def next_functions(self) -> tuple:
-        return self._next
+        edges = self.op.edges
+        values = self._src_values
+        return tuple((values[i], 0) for i in (edges if edges is not None else range(len(values))))
 
     def __call__(self, *grads):
         raise RuntimeError("calling a grad_fn directly is not supported; use backward()")

@@ -19,6 +19,8 @@ from collections import Counter
 
 import llgrad
 import numpy as np
+from llgrad.autograd import template
+from llgrad.runtime import executor
 
 from .graph import Graph, Leaf, Step
 from .ops import OPS, evaluate
@@ -338,6 +340,8 @@ def check(graph: Graph, fd: bool = True) -> None:
         compare_values(f"value of {graph.name(i)}", mine[i].detach().numpy(), refs[i], graph)
     if grad and not graph.backward_first:
         got_grads, my_error = _backward_or_error(graph, mine)
+    if grad and my_error is None:
+        check_replay(graph, keep)
     if torch is not None:
         for i in graph.outputs:
             compare_values(
@@ -381,6 +385,31 @@ def check(graph: Graph, fd: bool = True) -> None:
             float32,
             t64 if judge is not None else None,
         )
+
+
+def check_replay(graph: Graph, keep: set) -> None:
+    """Run the program twice more: the first backward runs the engine and records its template
+    (frontend/autograd/template.py), the second replays it. The replay must build the very graph
+    the engine built (nothing compiles for it) and give bit-identical gradients."""
+    template._templates.clear()
+    runs = []
+    for _ in range(2):
+        compiles = executor.stats()["compiles"]
+        tensors = execute(graph, llgrad)
+        tensors = [t if i in keep else None for i, t in enumerate(tensors)]
+        if not graph.backward_first:
+            for i in graph.outputs:
+                tensors[i].detach().numpy()
+        grads = backward(graph, llgrad, tensors)
+        runs.append((grads, executor.stats()["compiles"] - compiles))
+    (first, _), (second, compiled) = runs
+    if compiled:
+        raise Mismatch(f"the replayed backward made another graph than the engine's\n{graph.source()}")
+    for i, g in first.items():
+        again = second[i]
+        if (g is None) != (again is None) or (g is not None and not np.array_equal(g, again, equal_nan=True)):
+            raise Mismatch(f"the replayed backward gave another gradient of {graph.name(i)}\n"
+                           f"{graph.source()}")
 
 
 def _torch_gradients(variant: Graph) -> dict | None:

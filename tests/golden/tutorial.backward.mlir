@@ -1,5 +1,5 @@
 // llgrad program 0000000000000000 (llgrad_0000000000000000) · stage backward
-// inputs: in0 2x2xf32 · scalars: p0 f64, p1 i64, p2 i64, p3 i64, p4 i64
+// inputs: in0 2x2xf32 · scalars: p0 f64, p1 i64, p2 i64, p3 i64
 // outputs: 2x2xf32, f32, 2x2xf32, 2x2xf32
 // compiled in <t> ms
 #id0 = affine_map<() -> ()>

@@ -1,5 +1,5 @@
 // llgrad program 0000000000000000 (llgrad_0000000000000000) · stage optimized
-// inputs: in0 2x2xf32 · scalars: p0 f64, p1 i64, p2 i64, p3 i64, p4 i64
+// inputs: in0 2x2xf32 · scalars: p0 f64, p1 i64, p2 i64, p3 i64
 // outputs: 2x2xf32, f32, 2x2xf32, 2x2xf32
 // compiled in <t> ms
 #id2 = affine_map<(d0, d1) -> (d0, d1)>
@@ -7,7 +7,7 @@
 #id0 = affine_map<() -> ()>
 #map0 = affine_map<(d0, d1) -> (0, 0)>
 module {
-  func.func @llgrad_0000000000000000(%in0: tensor<2x2xf32>, %p0: f64, %p1: i64, %p2: i64, %p3: i64, %p4: i64) -> (tensor<2x2xf32>, tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>) {
+  func.func @llgrad_0000000000000000(%in0: tensor<2x2xf32>, %p0: f64, %p1: i64, %p2: i64, %p3: i64) -> (tensor<2x2xf32>, tensor<f32>, tensor<2x2xf32>, tensor<2x2xf32>) {
     // tutorial.py:4  y = x + 2
     %e0 = tensor.empty() : tensor<2x2xf32> loc(#loc4)
     %0 = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%in0 : tensor<2x2xf32>) outs(%e0 : tensor<2x2xf32>) {
@@ -26,7 +26,7 @@ module {
     %e2 = tensor.empty() : tensor<2x2xf32> loc(#loc5)
     %2 = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%1 : tensor<2x2xf32>) outs(%e2 : tensor<2x2xf32>) {
     ^bb0(%a0: f32, %out: f32):
-      %t0 = arith.sitofp %p4 : i64 to f32 loc(#loc5)
+      %t0 = arith.sitofp %p2 : i64 to f32 loc(#loc5)
       %t1 = arith.mulf %a0, %t0 : f32 loc(#loc5)
       linalg.yield %t1 : f32 loc(#loc5)
     } -> tensor<2x2xf32> loc(#loc5)
