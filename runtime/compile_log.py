@@ -11,10 +11,11 @@ way a user would look for it: "shape of input 2 changed from (128, 784) to
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections import Counter, deque
+
+from . import config
 
 # Kinds of reasons, in the order a reader should care about them.
 KINDS = ("new_graph", "shape", "dtype", "constant", "attribute", "structure", "outputs", "evicted")
@@ -44,7 +45,7 @@ def forget() -> None:
 
 
 def logging_enabled() -> bool:
-    return _log_to is not None or "compile" in os.environ.get("LLGRAD_LOG", "").replace(" ", "").split(",")
+    return _log_to is not None or "compile" in config.get("LLGRAD_LOG")
 
 
 def set_log_stream(stream) -> None:

@@ -125,20 +125,15 @@ def counts() -> dict:
         return dict(_counts)
 
 
-def _setting(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def _use_helper() -> bool:
-    mode = os.environ.get("LLGRAD_COMPILE_WORKER", "auto").strip().lower()
-    if _broken or mode in ("0", "off", "false", "no"):
+    from . import config  # (not at the top: the helper runs this file as a script)
+
+    mode = config.get("LLGRAD_COMPILE_WORKER")
+    if _broken or mode == "never":
         return False
-    if mode in ("1", "on", "true", "yes", "always"):
+    if mode == "always":
         return True
-    return _in_process >= _setting("LLGRAD_INPROCESS_COMPILES", 64)
+    return _in_process >= config.get("LLGRAD_INPROCESS_COMPILES")
 
 
 def compile_object(ir_text: str) -> bytes:
@@ -174,10 +169,16 @@ def _compile_in_helper(ir_text: str, engine) -> bytes:
             _worker = None
             raise
         _counts["in_helper"] += 1
-        if _worker.compiles >= _setting("LLGRAD_WORKER_COMPILES", 256):
+        if _worker.compiles >= _compiles_per_helper():
             _worker.close()  # and what LLVM kept in it
             _worker = None
         return obj
+
+
+def _compiles_per_helper() -> int:
+    from . import config
+
+    return config.get("LLGRAD_WORKER_COMPILES")
 
 
 def _give_up(error: Exception) -> None:

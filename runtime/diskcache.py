@@ -39,6 +39,7 @@ import llvmlite
 import numpy as np
 from llgrad.compiler.dtypes import DType
 
+from . import config
 from .jit import PIPELINE, jit, llvm_version
 from .plan import Plan
 
@@ -66,18 +67,15 @@ class Settings:
 
 def settings() -> Settings:
     """The disk cache settings the environment asks for now."""
-    env = os.environ
-    if env.get("LLGRAD_CACHE_DIR"):
-        root = Path(env["LLGRAD_CACHE_DIR"]).expanduser()
+    chosen = config.get("LLGRAD_CACHE_DIR")
+    if chosen:
+        root = Path(chosen).expanduser()
     else:
-        xdg = env.get("XDG_CACHE_HOME", "")
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
         base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: relative is invalid
         root = base / "llgrad"
-    try:
-        max_bytes = int(float(env.get("LLGRAD_CACHE_MAX_MB", DEFAULT_MAX_MB)) * (1 << 20))
-    except ValueError:
-        max_bytes = DEFAULT_MAX_MB << 20
-    off = env.get("LLGRAD_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
+    max_bytes = int(config.get("LLGRAD_CACHE_MAX_MB") * (1 << 20))
+    off = not config.get("LLGRAD_CACHE")
     return Settings(root, not off, max_bytes, "LLGRAD_CACHE=0" if off else "")
 
 

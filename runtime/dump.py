@@ -21,6 +21,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from . import config as environment
+
 STAGES = ("forward", "backward", "optimized", "kernels", "llvm", "llvm-opt", "asm")
 SUFFIX = {"forward": "forward.mlir", "backward": "backward.mlir", "optimized": "optimized.mlir",
           "kernels": "kernels.mlir", "llvm": "llvm.ll", "llvm-opt": "llvm-opt.ll", "asm": "s"}
@@ -54,19 +56,14 @@ _lock = threading.Lock()
 def current() -> Config | None:
     if _overrides:
         return _overrides[-1]
-    spec, folder = os.environ.get("LLGRAD_DUMP", ""), os.environ.get("LLGRAD_DUMP_DIR", "")
+    spec, folder = environment.get("LLGRAD_DUMP"), environment.get("LLGRAD_DUMP_DIR")
     if not spec and not folder:
         return None
-    try:
-        stages = parse_stages(spec or "all")
-    except ValueError as e:
-        print(f"llgrad: LLGRAD_DUMP ignored: {e}", file=sys.stderr)
-        return None
-    return Config(stages, folder or None)
+    return Config(parse_stages(spec or "all"), folder or None)
 
 
 def active() -> bool:
-    return bool(_overrides) or bool(os.environ.get("LLGRAD_DUMP") or os.environ.get("LLGRAD_DUMP_DIR"))
+    return bool(_overrides) or bool(environment.get("LLGRAD_DUMP") or environment.get("LLGRAD_DUMP_DIR"))
 
 
 def push(config: Config) -> None:

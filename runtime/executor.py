@@ -19,7 +19,6 @@ building is waited for by the others, not built twice.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 
@@ -27,10 +26,8 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
-from . import compile_log, diskcache, dump, mlir_backend  # (issue 5: debugging hooks, MLIR backend)
+from . import compile_log, config, diskcache, dump, mlir_backend  # (issue 5: debugging hooks, MLIR backend)
 from . import program as _program
-
-DEFAULT_MAX_PROGRAMS = 256
 
 _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
 _building: dict = {}  # canonical key -> Event set when the thread building it is done
@@ -69,10 +66,7 @@ def clear_memory_cache() -> None:
 
 
 def max_programs() -> int:
-    try:
-        return max(1, int(os.environ.get("LLGRAD_MAX_PROGRAMS", DEFAULT_MAX_PROGRAMS)))
-    except ValueError:
-        return DEFAULT_MAX_PROGRAMS
+    return config.get("LLGRAD_MAX_PROGRAMS")
 
 
 def _live_intermediates(targets: list[Node]) -> list[Node]:

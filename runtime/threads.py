@@ -16,15 +16,17 @@ import threading
 
 import numpy as np
 
+from . import config
+
 # Measured with benchmarks/thread_threshold.py on the 2-core target machine: an elementwise
 # program breaks even on two threads at about 64-128K iterations.
 PARALLEL_MIN_WORK = 1 << 17
 
 
 def thread_count() -> int:
-    value = os.environ.get("LLGRAD_NUM_THREADS")
-    if value:
-        return max(1, int(value))
+    chosen = config.get("LLGRAD_NUM_THREADS")
+    if chosen is not None:
+        return chosen
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
