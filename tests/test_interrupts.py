@@ -1,0 +1,116 @@
+"""A Ctrl-C at any stage of a computation leaves llgrad consistent: the next computation is
+right, and the disk cache holds only valid entries.
+
+A real SIGINT is sent to the main thread (Python's default handler raises KeyboardInterrupt
+at the next bytecode), either from inside a stage (the stage's function is wrapped so that
+the signal arrives as it starts or just after it returns) or from a timer thread while the
+stage runs (native code, a helper process).
+"""
+
+import contextlib
+import random
+import signal
+import threading
+import time
+
+import llgrad
+import numpy as np
+import pytest
+from llgrad.runtime import executor, threads
+
+pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                                reason="signals reach the main thread only")
+
+
+def send_sigint() -> None:
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def default_sigint():
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the test runner installed."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds: float):
+    """SIGINT the main thread `seconds` from now (a Ctrl-C typed then)."""
+    timer = threading.Timer(seconds, send_sigint)
+    with default_sigint():
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.join()
+            time.sleep(0.01)  # a signal sent just as the block ended is handled in here, not later
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """A worker pool of at least two threads, even on a one-core machine."""
+    if threads.pool() is None:
+        monkeypatch.setattr(threads, "_pool", threads._Pool(2))
+    return threads.pool()
+
+
+# -- the native run on two threads ---------------------------------------------------------
+
+
+def _two_kernel_rows(a: llgrad.Tensor, k: float) -> np.ndarray:
+    """A row reduction, then its broadcast: two kernels with a barrier between them."""
+    t = (a * k).tanh()
+    return (t - t.sum(1, keepdim=True)).numpy()
+
+
+def _rows_reference(a: np.ndarray, k: float) -> np.ndarray:
+    t = np.tanh(a * k)
+    return t - t.sum(1, keepdims=True)
+
+
+def test_interrupt_while_workers_run_does_not_corrupt_the_next_run(two_threads):
+    # Worker threads are slowed down (a sleep before their share) so that the Ctrl-C
+    # certainly arrives while thread 0 waits for them: the next run must still wait for
+    # its own workers, not take the interrupted run's finish for its own.
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal((1024, 1024)).astype(np.float32)
+    a = llgrad.tensor(a_np)
+    (a * 1.0).tanh().numpy()
+    prog = executor.last_program()
+    assert prog._fn_mt is not None, "the program must be large enough to run on the pool"
+    native = prog._fn_mt
+
+    def slow_workers(bufs, params, tid, n, barrier):
+        if tid:
+            time.sleep(0.3)
+        native(bufs, params, tid, n, barrier)
+
+    prog._fn_mt = slow_workers
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt_after(0.1):
+            (a * 0.5).tanh().numpy()
+        got = (a * 0.25).tanh().numpy()
+    finally:
+        prog._fn_mt = native
+    np.testing.assert_allclose(got, np.tanh(a_np * 0.25), rtol=1e-5, atol=1e-6)
+    assert two_threads.busy.acquire(timeout=5), "the pool stays busy after the interrupted run"
+    two_threads.busy.release()
+
+
+def test_interrupts_at_random_points_of_threaded_runs(two_threads):
+    rng = np.random.default_rng(1)
+    a_np = rng.standard_normal((2048, 1024)).astype(np.float32)
+    a = llgrad.tensor(a_np)
+    _two_kernel_rows(a, 1.0)
+    start = time.perf_counter()
+    _two_kernel_rows(a, 0.5)
+    seconds = time.perf_counter() - start
+    chance = random.Random(2)
+    for attempt in range(25):
+        k = 0.1 + attempt * 0.03
+        with contextlib.suppress(KeyboardInterrupt), interrupt_after(chance.uniform(0, seconds)):
+            _two_kernel_rows(a, 2.0)
+        np.testing.assert_allclose(_two_kernel_rows(a, k), _rows_reference(a_np, k), rtol=1e-4, atol=1e-3)
