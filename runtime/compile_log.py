@@ -11,6 +11,7 @@ way a user would look for it: "shape of input 2 changed from (128, 784) to
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import Counter, deque
@@ -23,6 +24,7 @@ KINDS = ("new_graph", "shape", "dtype", "constant", "attribute", "structure", "o
 _PRECEDENCE = ("structure", "shape", "dtype", "attribute", "constant")  # which kind names a mix
 
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 _counts: Counter = Counter()
 _recent: deque = deque(maxlen=256)  # (key, program name) of earlier compiles, oldest first
 _log_to = None  # a stream to log to (tests), else LLGRAD_LOG decides

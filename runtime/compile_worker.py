@@ -187,6 +187,31 @@ def _give_up(error: Exception) -> None:
     warnings.warn(f"llgrad: compiling in this process from now on ({error})", RuntimeWarning, stacklevel=3)
 
 
+def _after_fork_in_child() -> None:
+    """The parent's helper is the parent's: this process starts its own if it needs one.
+
+    The inherited pipe ends are pointed at /dev/null (not closed through their file objects,
+    which would flush a request another parent thread had half written into the parent's
+    helper), so the helper sees its stdin close when the parent closes it.
+    """
+    global _worker
+    _lock._at_fork_reinit()
+    if _worker is not None:
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (_worker.proc.stdin, _worker.proc.stdout):
+            try:
+                os.dup2(null, stream.fileno())
+            except (OSError, ValueError):
+                pass  # already closed
+        os.close(null)
+        _inherited.append(_worker)  # never closed nor waited for here
+        _worker = None
+
+
+_inherited: list = []
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _shutdown() -> None:
     global _worker

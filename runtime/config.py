@@ -138,6 +138,7 @@ TEST_VARIABLES = frozenset({"LLGRAD_FUZZ_EXAMPLES", "LLGRAD_FUZZ_SEED", "LLGRAD_
 
 _parsed: dict = {}  # (name, text) -> value: each distinct value is parsed (and warned about) once
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 
 
 def get(name: str):

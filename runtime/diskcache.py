@@ -83,6 +83,16 @@ _caches: dict = {}
 _caches_lock = threading.Lock()
 
 
+def _unlock_after_fork() -> None:
+    """In a forked child: a thread of the parent that held one of these locks is gone."""
+    _caches_lock._at_fork_reinit()
+    for cache in _caches.values():
+        cache._lock._at_fork_reinit()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def current() -> DiskCache | None:
     """The disk cache to use now, or None when it is turned off."""
     s = settings()

@@ -51,6 +51,7 @@ class Config:
 _overrides: list = []  # configs pushed by `dumping()`, innermost last
 _observers: list = []  # callables(program, outputs, inputs, params, required) for every run
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 
 
 def current() -> Config | None:

@@ -19,6 +19,7 @@ building is waited for by the others, not built twice.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 
@@ -26,7 +27,8 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
-from . import compile_log, config, diskcache, dump, mlir_backend  # (issue 5: debugging hooks, MLIR backend)
+# (issue 5: debugging hooks, MLIR backend)
+from . import compile_log, config, diskcache, dump, forking, mlir_backend
 from . import program as _program
 
 _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
@@ -278,3 +280,13 @@ def run_targets(targets: list[Node]):
 def last_program():
     """The compiled program that ran most recently in this process."""
     return _last[0]
+
+
+def _after_fork_in_child() -> None:
+    """The threads that were building programs in the parent are gone: build them again here."""
+    _building.clear()
+
+
+# Held across a fork (no thread is halfway through the cache then), before LLVM's lock.
+forking.hold_across_fork(_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)

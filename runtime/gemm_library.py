@@ -11,11 +11,12 @@ import threading
 
 from llgrad.compiler import gemm
 
-from . import diskcache
+from . import diskcache, forking
 from .plan import Plan
 
 _object: list = [None]
 _lock = threading.Lock()
+forking.unlock_in_child(_lock)
 _KEY = ("llgrad-gemm-library", gemm.KC, gemm.MR)
 
 

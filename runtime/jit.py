@@ -9,6 +9,7 @@ resource tracker.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 
 import llvmlite.binding as llvm
@@ -108,3 +109,6 @@ def jit() -> _JIT:
 
 def llvm_version() -> str:
     return ".".join(map(str, llvm.llvm_version_info))
+
+
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone (forking.py)

@@ -17,6 +17,9 @@ started, never the workers waiting at a barrier for a thread 0 that never
 comes. A run interrupted while waiting for its workers is abandoned: it
 finishes on its own, its buffers stay alive until then, and the pool is
 free again only after that (runs meanwhile take the one-thread path).
+
+Fork: the worker threads do not survive a fork. A child process forgets the
+parent's pool and starts its own on first use.
 """
 
 from __future__ import annotations
@@ -177,3 +180,13 @@ def pool() -> _Pool | None:
             if _pool is None:
                 _pool = _Pool(n)
     return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    """In a forked child: the parent's worker threads are gone (and a lock may be held)."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
