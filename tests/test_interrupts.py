@@ -12,11 +12,13 @@ import random
 import signal
 import threading
 import time
+import warnings
 
 import llgrad
 import numpy as np
 import pytest
-from llgrad.runtime import executor, threads
+from llgrad.runtime import compile_worker, diskcache, executor, gemm_library, threads
+from llgrad.runtime.diskcache import CacheWarning
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                                 reason="signals reach the main thread only")
@@ -47,6 +49,36 @@ def interrupt_after(seconds: float):
         finally:
             timer.join()
             time.sleep(0.01)  # a signal sent just as the block ended is handled in here, not later
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A disk cache of its own, empty; nothing in memory (the GEMM library included)."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("LLGRAD_CACHE", "1")
+    monkeypatch.setenv("LLGRAD_CACHE_DIR", str(root))
+    executor.clear_memory_cache()
+    monkeypatch.setattr(gemm_library, "_object", [None])
+    yield root
+    executor.clear_memory_cache()
+
+
+def assert_disk_cache_valid(root, recompute) -> None:
+    """Every file in the cache is a whole entry, and `recompute()` (which checks its values)
+    runs from it as a fresh process would: loaded, nothing compiled, nothing discarded."""
+    for path in root.glob("*.llgc"):
+        diskcache._unpack(path.read_bytes())  # raises on a torn or corrupt entry
+    executor.clear_memory_cache()
+    gemm_library._object[0] = None
+    before, compiled = executor.stats(), compile_worker.counts()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recompute()
+    assert not [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert executor.stats()["compiles"] == before["compiles"]
+    now = compile_worker.counts()
+    assert now["in_process"] + now["in_helper"] == compiled["in_process"] + compiled["in_helper"]
+    assert executor.stats()["disk_loads"] > before["disk_loads"]
 
 
 @pytest.fixture
@@ -114,3 +146,70 @@ def test_interrupts_at_random_points_of_threaded_runs(two_threads):
         with contextlib.suppress(KeyboardInterrupt), interrupt_after(chance.uniform(0, seconds)):
             _two_kernel_rows(a, 2.0)
         np.testing.assert_allclose(_two_kernel_rows(a, k), _rows_reference(a_np, k), rtol=1e-4, atol=1e-3)
+
+
+# -- the helper-process compile ------------------------------------------------------------
+
+
+class _InterruptAfterFlush:
+    """The helper's stdin: a Ctrl-C arrives just after a request is sent, before its reply."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._armed = True
+
+    def write(self, data):
+        return self._stream.write(data)
+
+    def flush(self):
+        self._stream.flush()
+        if self._armed:  # once
+            self._armed = False
+            signal.raise_signal(signal.SIGINT)
+
+    def close(self):
+        self._stream.close()
+
+    def fileno(self):
+        return self._stream.fileno()
+
+
+def _distinct(i: int) -> float:
+    """A graph whose structure depends on i (each i compiles a program of its own)."""
+    x = llgrad.arange(float(3 + i))
+    return ((x * 0.25).tanh() + i).sum().item()
+
+
+def _distinct_reference(i: int) -> float:
+    x = np.arange(float(3 + i))
+    return float((np.tanh(x * 0.25) + i).sum())
+
+
+@pytest.fixture
+def helper_compiles(monkeypatch, cache_dir):
+    monkeypatch.setenv("LLGRAD_COMPILE_WORKER", "1")
+    monkeypatch.setattr(compile_worker, "_broken", False)
+    compile_worker._shutdown()
+    yield
+    compile_worker._shutdown()
+
+
+def test_interrupt_while_the_helper_compiles_does_not_shift_its_replies(helper_compiles, cache_dir):
+    # The reply to the interrupted request stayed in the pipe: every later compile received
+    # the previous request's object code ("Symbols not found"), and with the disk cache on,
+    # the GEMM library was stored as another program's object.
+    assert _distinct(1) == pytest.approx(_distinct_reference(1), rel=1e-6)  # the helper runs
+    worker = compile_worker._worker
+    worker.proc.stdin = _InterruptAfterFlush(worker.proc.stdin)
+    with default_sigint(), pytest.raises(KeyboardInterrupt):
+        _distinct(2)
+    gemm_library._object[0] = None  # the next matmul compiles the library (through the helper)
+
+    def recompute():
+        for i in (2, 3):
+            assert _distinct(i) == pytest.approx(_distinct_reference(i), rel=1e-6)
+        a, b = np.arange(48.0 * 40).reshape(48, 40) / 1e3, np.arange(40.0 * 36).reshape(40, 36) / 1e3
+        np.testing.assert_allclose((llgrad.tensor(a) @ llgrad.tensor(b)).numpy(), a @ b)
+
+    recompute()
+    assert_disk_cache_valid(cache_dir, recompute)
