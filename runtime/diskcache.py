@@ -259,24 +259,9 @@ class DiskCache:
         if not self.usable():
             return None
         path = self.path_of(key)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+        data = self._read(path)
+        if data is None:
             return None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                self._discard(path, "it is a symbolic link", remove=False)
-            return None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())  # of the file opened: no swapping it after the check
-            problem = None if stat.S_ISREG(st.st_mode) else "not a regular file"
-            problem = problem or _unsafe(st, "entry")
-            if problem is None and st.st_size > MAX_ENTRY_BYTES:
-                problem = "too large"
-            if problem:
-                self._discard(path, problem, remove=False)
-                return None
-            data = f.read(MAX_ENTRY_BYTES + 1)
         try:
             header, obj = _unpack(data)
             if header.get("context") != context() or header.get("key") != key:
@@ -290,6 +275,45 @@ class DiskCache:
         except OSError:
             pass
         return plan, obj
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of the entry at `path`, or None: missing, refused (warned), unreadable.
+
+        Only a regular file is read. Checked before opening (opening a FIFO would block, a
+        directory cannot be read as a file), then opened non-blocking and checked again on
+        what was opened, in case the entry was swapped in between.
+        """
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None  # missing (or the directory went away): a miss
+        if stat.S_ISLNK(st.st_mode):
+            self._discard(path, "it is a symbolic link", remove=False)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            self._discard(path, "not a regular file", remove=False)
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                self._discard(path, "it is a symbolic link", remove=False)
+            return None
+        try:
+            st = os.fstat(fd)  # of the file opened: no swapping it after the check
+            problem = None if stat.S_ISREG(st.st_mode) else "not a regular file"
+            problem = problem or _unsafe(st, "entry")
+            if problem is None and st.st_size > MAX_ENTRY_BYTES:
+                problem = "too large"
+            if problem:
+                self._discard(path, problem, remove=False)
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read(MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None  # vanished or unreadable halfway: a miss
+        finally:
+            os.close(fd)
 
     def put(self, key: str, plan: Plan, obj: bytes) -> bool:
         """Store an entry (atomically); False if the directory cannot take it."""
@@ -356,7 +380,8 @@ class DiskCache:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
-            found.append((path, st.st_size, st.st_mtime))
+            if stat.S_ISREG(st.st_mode):  # a directory or FIFO there is not ours to evict
+                found.append((path, st.st_size, st.st_mtime))
         found.sort(key=lambda e: e[2])
         return found
 

@@ -2,6 +2,10 @@
 against what it claims to be before it is linked; anything else is a miss, never a hang or
 an error out of a computation."""
 
+import os
+import stat
+import threading
+import time
 import warnings
 
 import llgrad
@@ -67,3 +71,82 @@ def test_a_reply_to_another_request_is_refused(monkeypatch):
         value = (llgrad.arange(4.0).sin() * 3).sum().item()
     assert value == pytest.approx(float((np.sin(np.arange(4.0)) * 3).sum()), rel=1e-6)
     assert compile_worker._worker is None  # that helper is gone; compiling here from now on
+
+
+# -- disk cache entries that are not regular files ----------------------------------------------
+
+
+def small_graph() -> float:
+    x = llgrad.arange(6.0)
+    return ((x * 0.5 + 1).tanh() * x).sum().item()
+
+
+SMALL_WANT = float((np.tanh(np.arange(6.0) * 0.5 + 1) * np.arange(6.0)).sum())
+
+
+def entry_path(root):
+    (path,) = root.glob("*.llgc")
+    return path
+
+
+def compute_with_timeout(fn, seconds: float, unblock):
+    """fn() in a thread; fail (after `unblock()` frees it) if it does not finish in time."""
+    result, errors = [], []
+
+    def body():
+        try:
+            result.append(fn())
+        except BaseException as e:  # noqa: B036  (re-raised below)
+            errors.append(e)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        unblock()
+        thread.join(10)
+        pytest.fail(f"the computation hung on the cache entry for {seconds} s")
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+@pytest.mark.filterwarnings("ignore::llgrad.runtime.diskcache.CacheWarning")
+def test_a_fifo_in_place_of_an_entry_is_a_miss_not_a_hang(cache_dir):
+    assert small_graph() == pytest.approx(SMALL_WANT, rel=1e-6)
+    path = entry_path(cache_dir)
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    executor.clear_memory_cache()
+
+    def unblock():
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+
+    value = compute_with_timeout(small_graph, 20, unblock)
+    assert value == pytest.approx(SMALL_WANT, rel=1e-6)
+
+
+def test_a_directory_in_place_of_an_entry_is_a_miss(cache_dir):
+    assert small_graph() == pytest.approx(SMALL_WANT, rel=1e-6)
+    path = entry_path(cache_dir)
+    path.unlink()
+    path.mkdir(mode=0o700)
+    for _ in range(2):  # it raised IsADirectoryError out of every computation of this program
+        executor.clear_memory_cache()
+        value, warned = cache_warnings(small_graph)
+        assert value == pytest.approx(SMALL_WANT, rel=1e-6)
+        assert any("not a regular file" in w for w in warned), warned
+    assert stat.S_ISDIR(os.lstat(path).st_mode)  # not ours to remove
+
+
+def test_eviction_passes_over_entries_that_are_not_files(cache_dir, monkeypatch):
+    assert small_graph() == pytest.approx(SMALL_WANT, rel=1e-6)
+    odd = cache_dir / ("0" * 64 + ".llgc")
+    odd.mkdir(mode=0o700)
+    time.sleep(0.01)
+    for i in range(3):  # entries newer than the odd one
+        assert (llgrad.arange(float(7 + i)) * 2).sum().item() == sum(range(7 + i)) * 2
+    monkeypatch.setenv("LLGRAD_CACHE_MAX_MB", "0")
+    diskcache.current().evict()
+    assert [p for p in cache_dir.glob("*.llgc") if p.is_file()] == []
