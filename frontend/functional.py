@@ -13,6 +13,7 @@ import numbers
 from collections import namedtuple
 
 from llgrad.compiler import dtypes
+from llgrad.compiler.ops.shapes import normalize_dims, reduced_shape
 
 from . import indexing, views
 from .autograd.function import node_class
@@ -161,11 +162,24 @@ def equal(input: Tensor, other: Tensor) -> bool:
 
 
 def all(input: Tensor, dim=None, keepdim=False) -> Tensor:
-    return apply("min", apply("cast", input, dtype=dtypes.bool_), dims=_dims(dim), keepdim=keepdim)
+    return _logical_reduce("min", input, dim, keepdim, empty=True)
 
 
 def any(input: Tensor, dim=None, keepdim=False) -> Tensor:
-    return apply("max", apply("cast", input, dtype=dtypes.bool_), dims=_dims(dim), keepdim=keepdim)
+    return _logical_reduce("max", input, dim, keepdim, empty=False)
+
+
+def _logical_reduce(name: str, input: Tensor, dim, keepdim: bool, empty: bool) -> Tensor:
+    """all() as min and any() as max of bools; over nothing, True and False (PyTorch), where
+    min and max of nothing are errors."""
+    dims = _dims(dim)
+    shape = tuple(input.shape)
+    axes = normalize_dims(dims, len(shape))
+    if builtins.any(shape[d] == 0 for d in axes):
+        from .creation import full
+
+        return full(reduced_shape(shape, axes, keepdim), empty, dtype=dtypes.bool_)
+    return apply(name, apply("cast", input, dtype=dtypes.bool_), dims=dims, keepdim=keepdim)
 
 
 # -- reductions ---------------------------------------------------------------------
