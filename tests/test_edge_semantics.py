@@ -59,3 +59,76 @@ def test_embedding_of_valid_and_empty_indices():
 def test_one_hot_refuses_classes_out_of_range(values, classes, message):
     with pytest.raises(RuntimeError, match=message):
         llgrad.nn.functional.one_hot(llgrad.tensor(values), classes)
+
+
+# -- binary cross-entropy at probabilities 0 and 1 ------------------------------------------
+
+
+def _bce_reference(p, t, w, reduction):
+    """PyTorch's binary_cross_entropy and its gradients (ATen's formulas, in float64): the
+    logs clamped at -100, the input gradient (p - t) / max((1 - p) p, 1e-12)."""
+    p, t = p.astype(np.float64), t.astype(np.float64)
+    w = np.ones_like(p) if w is None else np.broadcast_to(w, p.shape).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_p, log_1mp = np.log(p), np.log1p(-p)
+    loss = -w * (t * np.maximum(log_p, -100) + (1 - t) * np.maximum(log_1mp, -100))
+    scale = 1 / p.size if reduction == "mean" else 1.0
+    grad_p = scale * w * (p - t) / np.maximum((1 - p) * p, 1e-12)
+    with np.errstate(invalid="ignore"):
+        grad_t = scale * w * (log_1mp - log_p)
+    value = {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+    return value, grad_p, grad_t
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_cross_entropy_is_finite_at_zero_and_one(reduction, weighted):
+    # A probability of exactly 0 or 1 (sigmoid(20.) in float32) once gave NaN gradients: one
+    # confident sample turned the weights into NaN after step(). PyTorch clamps the logs.
+    p_np = np.array([1.0, 0.0, 0.3, 1.0, 0.0, 0.5], np.float32)
+    t_np = np.array([0.0, 1.0, 1.0, 1.0, 0.0, 0.25], np.float32)
+    w_np = np.array([2.0, 1.0, 0.5, 3.0, 1.0, 1.5], np.float32) if weighted else None
+    p = llgrad.tensor(p_np, requires_grad=True)
+    t = llgrad.tensor(t_np, requires_grad=True)
+    weight = None if w_np is None else llgrad.tensor(w_np)
+    loss = llgrad.nn.functional.binary_cross_entropy(p, t, weight=weight, reduction=reduction)
+    assert type(loss.grad_fn).__name__ == "BinaryCrossEntropyBackward0"
+    (loss.sum() if reduction == "none" else loss).backward()
+    value, grad_p, grad_t = _bce_reference(p_np, t_np, w_np, reduction)
+    np.testing.assert_allclose(loss.detach().numpy(), value, rtol=1e-6)
+    assert np.isfinite(p.grad.numpy()).all()
+    np.testing.assert_allclose(p.grad.numpy(), grad_p, rtol=1e-6)
+    np.testing.assert_allclose(t.grad.numpy(), grad_t, rtol=1e-6)
+
+
+def test_binary_cross_entropy_of_a_saturated_sigmoid_trains():
+    x = llgrad.tensor([20.0, -20.0, 0.0], requires_grad=True)
+    p = x.sigmoid()
+    assert p.detach().numpy()[0] == 1.0  # saturated in float32
+    llgrad.nn.functional.binary_cross_entropy(p, llgrad.tensor([0.0, 1.0, 1.0])).backward()
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+def test_binary_cross_entropy_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    p_np = np.array([[1.0, 0.0, 0.3], [0.9, 1e-30, 0.5]], np.float32)
+    t_np = np.array([[0.0, 1.0, 1.0], [0.2, 0.0, 0.5]], np.float32)
+    w_np = np.array([2.0, 1.0, 0.5], np.float32)
+    results = []
+    for lib in (torch, llgrad):
+        p, t = lib.tensor(p_np, requires_grad=True), lib.tensor(t_np, requires_grad=True)
+        loss = lib.nn.functional.binary_cross_entropy(p, t, weight=lib.tensor(w_np))
+        loss.backward()
+        results.append((loss.item(), p.grad.numpy(), t.grad.numpy()))
+    (want, want_p, want_t), (got, got_p, got_t) = results
+    assert got == pytest.approx(want, rel=1e-6)
+    np.testing.assert_allclose(got_p, want_p, rtol=1e-5)
+    np.testing.assert_allclose(got_t, want_t, rtol=1e-5)
+
+
+def test_binary_cross_entropy_errors_as_pytorch():
+    p = llgrad.tensor([0.5])
+    with pytest.raises(RuntimeError, match="Found dtype Double but expected Float"):
+        llgrad.nn.functional.binary_cross_entropy(p, llgrad.tensor([0.5], dtype=llgrad.float64))
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        llgrad.nn.functional.binary_cross_entropy(p, p, weight=llgrad.tensor([1.0], requires_grad=True))
