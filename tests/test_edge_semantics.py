@@ -2,6 +2,8 @@
 out-of-range indices and integers, signature errors. NumPy (and PyTorch, when installed)
 are the references."""
 
+import inspect
+
 import llgrad
 import numpy as np
 import pytest
@@ -132,3 +134,63 @@ def test_binary_cross_entropy_errors_as_pytorch():
         llgrad.nn.functional.binary_cross_entropy(p, llgrad.tensor([0.5], dtype=llgrad.float64))
     with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
         llgrad.nn.functional.binary_cross_entropy(p, p, weight=llgrad.tensor([1.0], requires_grad=True))
+
+
+# -- argument errors name the op --------------------------------------------------------------
+
+
+def _public_callables():
+    x = llgrad.ones(2, 2)
+    for name in sorted(dir(llgrad.Tensor)):
+        if name.startswith("_") and not (name.startswith("__") and name[2:-2] in _OPERATORS):
+            continue
+        attr = inspect.getattr_static(llgrad.Tensor, name)
+        if isinstance(attr, property) or not callable(getattr(x, name, None)):
+            continue
+        yield f"Tensor.{name}", name, lambda name=name: getattr(x.clone(), name)(__bogus__=1)
+    for module, prefix in ((llgrad, "llgrad"), (llgrad.nn.functional, "F")):
+        for name in sorted(module.__all__):
+            fn = getattr(module, name)
+            if inspect.isfunction(fn):
+                yield f"{prefix}.{name}", name, lambda fn=fn: fn(x, __bogus__=1)
+
+
+_OPERATORS = {"add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "pow", "rpow", "matmul",
+              "rmatmul", "neg", "abs", "invert", "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "iadd",
+              "isub", "imul", "itruediv", "ipow"}
+
+
+def test_argument_errors_name_the_op_the_user_called():
+    # round(x, decimals=2) once raised "_unary.<locals>.fn() got an unexpected keyword argument".
+    wrong = []
+    for where, name, call in _public_callables():
+        try:
+            call()
+        except TypeError as e:
+            message = str(e)
+            if not (message.startswith(f"{name}()") or message.startswith(f"Tensor.{name}()")):
+                wrong.append(f"{where}: {message}")
+        except Exception as e:  # an argument error of another kind, or a later failure
+            wrong.append(f"{where}: {type(e).__name__}: {e}")
+        else:
+            wrong.append(f"{where}: accepted an unknown keyword argument")
+    known = {"Tensor.nelement: Tensor.numel() got an unexpected keyword argument '__bogus__'"}
+    assert sorted(set(wrong) - known) == []
+
+
+def test_round_to_decimals():
+    values = np.array([1.2345, -2.555, 1234.5, 0.125, 2.5e-3, -0.5], np.float32)
+    x = llgrad.tensor(values, requires_grad=True)
+    for decimals in (2, 1, -2, 0):
+        got = llgrad.round(x, decimals=decimals)
+        scale = np.float32(10.0 ** abs(decimals))
+        want = np.round(values * scale) / scale if decimals >= 0 else np.round(values / scale) * scale
+        np.testing.assert_array_equal(got.detach().numpy(), want)
+        assert type(got.grad_fn).__name__ == ("RoundBackward0" if decimals == 0 else "RoundBackward1")
+    llgrad.round(x, decimals=2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(values))
+    y = llgrad.tensor(values)
+    y.round_(decimals=1)
+    np.testing.assert_array_equal(y.numpy(), np.round(values * np.float32(10)) / np.float32(10))
+    with pytest.raises(TypeError, match="round"):
+        llgrad.round(x, decimals=1.5)
