@@ -194,3 +194,22 @@ def test_round_to_decimals():
     np.testing.assert_array_equal(y.numpy(), np.round(values * np.float32(10)) / np.float32(10))
     with pytest.raises(TypeError, match="round"):
         llgrad.round(x, decimals=1.5)
+
+
+# -- a NaN attribute is one cache key ----------------------------------------------------------
+
+
+def test_nan_exponent_compiles_once(monkeypatch):
+    # NaN != NaN: x ** float('nan') made a new cache key, so a new compile, at every call.
+    monkeypatch.setenv("LLGRAD_CACHE", "0")
+    from llgrad.runtime import executor
+
+    x = llgrad.arange(4.0, requires_grad=True)
+    for step in range(4):
+        x.grad = None
+        y = x ** float("nan")  # a new NaN object every call
+        y.sum().backward()
+        assert np.isnan(y.detach().numpy()[[0, 2, 3]]).all() and y.detach().numpy()[1] == 1.0
+        if step == 1:
+            compiles = executor.stats()["compiles"]
+    assert executor.stats()["compiles"] == compiles
