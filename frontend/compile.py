@@ -16,7 +16,8 @@ buffer's shape, and what compile_guards.py lists: module modes, globals,
 parameters, optimizer state, argument aliasing); when one fails, or the
 signature is new, `fn` is traced again, with the reason logged (logger
 "llgrad.compile"). A signature keeps the plans of its earlier traces (a model
-switched back to train() replays the first again).
+switched back to train() replays the first again); a function keeps at most
+LLGRAD_MAX_PROGRAMS plans, the least recently used dropped first.
 
 Inside a compiled function, reading a tensor's value (`if loss > 0`,
 `.item()`, `print(x)`) cannot be captured by one program and raises an error
@@ -195,10 +196,17 @@ class CompiledFunction:
         return self._trace(key, args, kwargs, reason)
 
     def _keep(self, key, plan: _Plan) -> None:
-        """Keep `plan` first among its signature's."""
+        """Keep `plan` first among its signature's; past LLGRAD_MAX_PROGRAMS plans in all, drop the
+        least recently used (their programs go with them, unless the program cache holds them)."""
         plans = self.plans.setdefault(key, [])
         plans.insert(0, plan)
         self.plans.move_to_end(key)
+        bound = executor.max_programs()
+        while sum(len(p) for p in self.plans.values()) > bound:
+            oldest = next(iter(self.plans))
+            self.plans[oldest].pop()
+            if not self.plans[oldest]:
+                del self.plans[oldest]
 
     def _why_new(self, key) -> str:
         if not self.plans:

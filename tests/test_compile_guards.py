@@ -1,8 +1,10 @@
 """llgrad.compile replays only what the trace assumed: module modes, the objects the function
 read through globals and closures, the parameters and optimizer state it captured, argument
-aliasing. A change retraces, with the reason logged."""
+aliasing. A change retraces, with the reason logged; every traced signature is bounded."""
 
+import gc
 import logging
+import weakref
 
 import llgrad
 import llgrad.nn as nn
@@ -173,6 +175,24 @@ def test_an_argument_aliasing_a_captured_parameter_retraces():
     _close(w.numpy(), [3, 4])
 
 
+def test_traced_signatures_are_bounded(monkeypatch):
+    monkeypatch.setenv("LLGRAD_MAX_PROGRAMS", "4")
+
+    @llgrad.compile
+    def f(x):
+        return (x * 2).sum()
+
+    first = None
+    for n in range(1, 13):
+        assert f(llgrad.ones(n)).item() == 2 * n
+        if n == 1:
+            first = weakref.ref(f.plans[next(iter(f.plans))][0].prog)
+    assert sum(len(plans) for plans in f.plans.values()) == 4
+    gc.collect()
+    assert first() is None  # its program is freed (the executor dropped it too)
+    assert f(llgrad.ones(12)).item() == 24 and f.traces == 12  # the newest are still replayed
+
+
 @pytest.mark.parametrize("make", [
     lambda params: llgrad.optim.Adam(params, lr=0.1),
     lambda params: llgrad.optim.AdamW(params, lr=0.1, weight_decay=0.1, amsgrad=True),
@@ -200,3 +220,13 @@ def test_compiled_optimizer_steps_match_eager(make):
     assert step.traces <= 3
     if "step" in opt.state[model.weight]:  # Adam's count, advanced by every replay
         assert opt.state[model.weight]["step"] == 6
+
+
+def test_source_position_cache_is_bounded(monkeypatch):
+    from llgrad.compiler import mlir_loc
+
+    monkeypatch.setattr(mlir_loc, "CACHE_MAX", 8)
+    for i in range(40):  # each exec makes a new code object, as generated or notebook code does
+        code = compile(f"x{i} = 1", f"<cell {i}>", "exec")
+        assert mlir_loc.position((code, 0)) is not None
+        assert len(mlir_loc._cache) <= 8
