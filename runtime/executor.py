@@ -125,6 +125,19 @@ def lookup(targets: list[Node]):
 
 def _lookup(targets: list[Node]):
     """lookup(), and how many of the outputs the program must store."""
+    registered: list = []  # (key, event) of a build this thread registered
+    try:
+        return _lookup_or_build(targets, registered)
+    except BaseException:  # (a Ctrl-C anywhere): a registration left behind would be waited on forever
+        for key, done in registered:
+            with _lock:
+                if _building.get(key) is done:
+                    del _building[key]
+            done.set()
+        raise
+
+
+def _lookup_or_build(targets: list[Node], registered: list):
     while True:
         with _lock:
             outputs, required = _outputs(targets)
@@ -145,7 +158,9 @@ def _lookup(targets: list[Node]):
                         evicted = _remember(key, prog)
                         break
                 sched = schedule(outputs, inputs, params, required=required)
-                done = _building[key] = threading.Event()
+                done = threading.Event()
+                registered.append((key, done))
+                _building[key] = done
                 prog = None
                 break
         waiting.wait()  # another thread builds this program: use theirs

@@ -213,3 +213,36 @@ def test_interrupt_while_the_helper_compiles_does_not_shift_its_replies(helper_c
 
     recompute()
     assert_disk_cache_valid(cache_dir, recompute)
+
+
+def other_graph() -> None:
+    want = float((np.exp(np.arange(10.0) * 0.3) - 1).sum())
+    assert ((llgrad.arange(10.0) * 0.3).exp() - 1).sum().item() == pytest.approx(want, rel=1e-5)
+
+
+class _InterruptOnRegister(dict):
+    """The program cache's table of programs being built: a Ctrl-C just as one is registered."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if not getattr(self, "fired", False):
+            self.fired = True
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_interrupt_as_a_build_is_registered_does_not_hang_the_next_lookup(monkeypatch):
+    # A program registered as being built, by a thread then interrupted before its build began,
+    # made every later computation of that graph wait forever for it.
+    monkeypatch.setattr(executor, "_building", _InterruptOnRegister())
+    executor.clear_memory_cache()
+    with default_sigint(), pytest.raises(KeyboardInterrupt):
+        other_graph()
+    done = threading.Event()
+
+    def again():
+        other_graph()
+        done.set()
+
+    threading.Thread(target=again, daemon=True).start()
+    assert done.wait(60), "the next computation of the graph waited forever"
+    assert not executor._building
