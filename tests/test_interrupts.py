@@ -17,7 +17,7 @@ import warnings
 import llgrad
 import numpy as np
 import pytest
-from llgrad.runtime import compile_worker, diskcache, executor, gemm_library, threads
+from llgrad.runtime import compile_worker, diskcache, executor, gemm_library, jit, threads
 from llgrad.runtime.diskcache import CacheWarning
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
@@ -215,9 +215,83 @@ def test_interrupt_while_the_helper_compiles_does_not_shift_its_replies(helper_c
     assert_disk_cache_valid(cache_dir, recompute)
 
 
+# -- every stage of a computation: recording, scheduling, codegen, LLVM, link ----------------
+
+
+A = np.linspace(-1.0, 1.0, 48 * 40, dtype=np.float32).reshape(48, 40)
+B = np.cos(np.arange(40 * 36, dtype=np.float32)).reshape(40, 36) / 8
+
+
+def forward_backward(scale: float) -> tuple:
+    """A matmul (the GEMM library), elementwise ops, a reduction, and their backward."""
+    a = llgrad.tensor(A, requires_grad=True)
+    loss = ((a @ llgrad.tensor(B)).tanh() * scale).sum()
+    loss.backward()
+    return loss.item(), a.grad.numpy()
+
+
+def check_forward_backward(scale: float) -> None:
+    value, grad = forward_backward(scale)
+    t = np.tanh(A.astype(np.float64) @ B)
+    assert value == pytest.approx(float((t * scale).sum()), rel=1e-4)
+    np.testing.assert_allclose(grad, (scale * (1 - t * t)) @ B.T, rtol=1e-4, atol=1e-5)
+
+
 def other_graph() -> None:
     want = float((np.exp(np.arange(10.0) * 0.3) - 1).sum())
     assert ((llgrad.arange(10.0) * 0.3).exp() - 1).sum().item() == pytest.approx(want, rel=1e-5)
+
+
+def _stage_targets():
+    from llgrad import dispatch
+    from llgrad.compiler import codegen
+
+    return {
+        "recording": (dispatch, "make"),
+        "scheduling": (executor, "schedule"),
+        "codegen": (codegen, "build_module"),
+        "LLVM optimization": (jit._JIT, "optimize"),
+        "LLVM code emission": (jit._JIT, "emit_object"),
+        "link": (jit._JIT, "load_many"),
+    }
+
+
+@pytest.mark.parametrize("when", ["entering", "leaving"])
+@pytest.mark.parametrize("stage", ["recording", "scheduling", "codegen", "LLVM optimization",
+                                   "LLVM code emission", "link"])
+def test_interrupt_at_a_stage_leaves_the_next_computation_right(stage, when, cache_dir, monkeypatch):
+    monkeypatch.setenv("LLGRAD_COMPILE_WORKER", "0")  # LLVM runs in this process
+    owner, name = _stage_targets()[stage]
+    real = getattr(owner, name)
+    fired = []
+
+    def interrupted(*args, **kwargs):
+        if not fired:  # once: a Ctrl-C typed as the stage starts, or just as it returns
+            fired.append(stage)
+            if when == "entering":
+                signal.raise_signal(signal.SIGINT)
+                return real(*args, **kwargs)
+            out = real(*args, **kwargs)
+            signal.raise_signal(signal.SIGINT)
+            return out
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    with default_sigint(), pytest.raises(KeyboardInterrupt):
+        forward_backward(0.5)
+    assert fired
+    from llgrad import dispatch
+
+    assert dispatch.backward_depth() == 0 and llgrad.is_grad_enabled()
+    check_forward_backward(0.5)
+    check_forward_backward(0.25)
+    other_graph()
+
+    def recompute():
+        check_forward_backward(0.75)
+        other_graph()
+
+    assert_disk_cache_valid(cache_dir, recompute)
 
 
 class _InterruptOnRegister(dict):
