@@ -18,6 +18,7 @@ from llgrad.compiler.ops import input_node
 from llgrad.compiler.ops.shapes import check_shape
 from llgrad.runtime.buffer import Buffer
 
+from . import scalars
 from .tensor import Size, Tensor
 
 _generator = np.random.Generator(np.random.PCG64(0))
@@ -132,15 +133,16 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memor
         if dtype is None:
             dtype = dtypes.from_numpy(array.dtype)
     else:
-        if dtype is None:
-            dtype = _infer_dtype(data)
+        inferred = _infer_dtype(data)
+        dtype = dtype or inferred
         _check_ragged(data)
-        array = np.array(_plain(data))
+        array = scalars.checked_data(np.array(_plain(data)), dtype, integers=not inferred.is_floating_point)
     if dtype is None:
         dtype = dtypes.from_numpy(array.dtype)
     if array.dtype.kind == "O":
         raise TypeError("tensor(): data must be a number or a (nested) sequence of numbers")
-    return from_array(np.asarray(array).astype(dtype.np), requires_grad)
+    with np.errstate(invalid="ignore", over="ignore"):  # an ndarray's values wrap, as in PyTorch
+        return from_array(np.asarray(array).astype(dtype.np), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -193,6 +195,7 @@ def full(size, fill_value, *, out=None, dtype=None, device=None, requires_grad=F
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dtype = _resolve_dtype(dtype) or dtypes.scalar_dtype(fill_value)
+    fill_value = scalars.checked(fill_value, dtype)
     return _filled(_size((size,)), fill_value, dtype, requires_grad)
 
 

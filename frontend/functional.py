@@ -16,7 +16,7 @@ from collections import namedtuple
 from llgrad.compiler import dtypes
 from llgrad.compiler.ops.shapes import normalize_dims, reduced_shape
 
-from . import indexing, views
+from . import indexing, scalars, trace_state, views
 from .autograd.function import node_class
 from .dispatch import apply, scalar_value
 from .layout import view_strides
@@ -95,7 +95,9 @@ true_divide = named(div, "true_divide")
 
 def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
-        return apply("pow_scalar", input, exponent=scalar_value(exponent))
+        if not input.dtype.is_floating_point:  # an integer result holds the exponent: checked
+            exponent = scalars.checked_for(exponent, input.dtype, input._node.promotion_kind())
+        return apply("pow_scalar", input, exponent=scalar_value(scalars.parsed(exponent)))
     if not isinstance(input, Tensor):
         return apply("rpow", exponent, input)
     return apply("pow", input, exponent)
@@ -123,7 +125,18 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     if input is None and other is None:
         raise NotImplementedError("where(condition) (nonzero indices) is not supported")
-    return apply("where", condition, input, other)
+    return apply("where", condition, *_checked_scalars((input, other)))
+
+
+def _checked_scalars(operands: tuple) -> tuple:
+    """Python numbers among an op's operands, checked against the op's result dtype (PyTorch
+    stores them in it: int32 with 2**40 overflows, where arithmetic would wrap)."""
+    if builtins.all(isinstance(x, Tensor) for x in operands):
+        return operands
+    kinds = [(x.dtype, x._node.promotion_kind()) if isinstance(x, Tensor) else
+             (dtypes.scalar_dtype(scalars.parsed(x)), "scalar") for x in operands]
+    result = dtypes.result_type(kinds)
+    return tuple(x if isinstance(x, Tensor) else scalars.checked(x, result) for x in operands)
 
 
 def _unary(name: str):
@@ -361,6 +374,8 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     tensor_bounds = isinstance(min, Tensor) or isinstance(max, Tensor)
     bounds = [b for b in (min, max) if b is not None]
+    if not tensor_bounds:
+        bounds = list(_checked_scalars((input, *bounds))[1:])
     return apply("clamp", input, *bounds, has_min=min is not None, has_max=max is not None,
                  variant="clamp_tensor" if tensor_bounds else "clamp")
 
@@ -369,16 +384,25 @@ clip = named(clamp, "clip")
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
+    min = min if isinstance(min, Tensor) else _checked_scalars((input, min))[1]
     return apply("clamp", input, min, has_min=True, has_max=False, variant="clamp_min")
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
+    max = max if isinstance(max, Tensor) else _checked_scalars((input, max))[1]
     return apply("clamp", input, max, has_min=False, has_max=True, variant="clamp_max")
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
-    if isinstance(value, Tensor) and value.dtype is not input.dtype:
-        value = apply("cast", value, dtype=input.dtype)
+    """PyTorch stores the value in input's dtype, checked: a number, or a 0-d tensor's value
+    (read, unless a compiled step is being traced and the value is not computed yet)."""
+    if isinstance(value, Tensor):
+        if value.dtype is not input.dtype:
+            if not value.dim() and (value._node.buffer is not None or trace_state.active() is None):
+                scalars.checked(value.item(), input.dtype)
+            value = apply("cast", value, dtype=input.dtype)
+    else:
+        value = scalars.checked(value, input.dtype)
     return apply("masked_fill", input, mask, value)
 
 
@@ -718,7 +742,7 @@ def _filled(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.dim():
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value.dim()} dimensions.")
-    value = value if isinstance(value, Tensor) else scalar_value(value)
+    value = value if isinstance(value, Tensor) else scalar_value(scalars.checked(value, self.dtype))
     return apply("expand", apply("cast", value, dtype=self.dtype), shape=tuple(self.shape))
 
 

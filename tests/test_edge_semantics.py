@@ -213,3 +213,100 @@ def test_nan_exponent_compiles_once(monkeypatch):
         if step == 1:
             compiles = executor.stats()["compiles"]
     assert executor.stats()["compiles"] == compiles
+
+
+# -- Python numbers out of a dtype's range --------------------------------------------------
+
+_OVERFLOW = "value cannot be converted to type {} without overflow"
+_I32 = [1, -5, 7]
+_INT = (RuntimeError, _OVERFLOW.format("int"))
+_UNPACK = (ValueError, "Overflow when unpacking long long")
+
+
+def _i32(lib):
+    return lib.tensor(_I32, dtype=lib.int32)
+
+
+# (what, call(lib), expected: an exception (type, message) or the values PyTorch gives)
+INTEGER_CASES = [
+    ("int32 clamp(max=2**31)", lambda lib: _i32(lib).clamp(max=2**31), _INT),
+    ("int32 clamp(min=-2**31-1)", lambda lib: _i32(lib).clamp(min=-(2**31) - 1),
+     _INT),
+    ("int64 clamp_max(2**63)", lambda lib: lib.tensor([1, 2]).clamp_max(2**63),
+     (RuntimeError, _OVERFLOW.format("int64_t"))),
+    ("int32 clamp(max=2.5) is float", lambda lib: _i32(lib).clamp(max=2.5), [1.0, -5.0, 2.5]),
+    ("int32 masked_fill 2**40", lambda lib: _i32(lib).masked_fill(_i32(lib) > 0, 2**40),
+     _INT),
+    ("int32 masked_fill inf", lambda lib: _i32(lib).masked_fill(_i32(lib) > 0, float("inf")),
+     _INT),
+    ("int32 masked_fill 0-d 2**40", lambda lib: _i32(lib).masked_fill(_i32(lib) > 0, lib.tensor(2**40)),
+     _INT),
+    ("int32 masked_fill 3.7 truncates", lambda lib: _i32(lib).masked_fill(_i32(lib) > 0, 3.7), [3, -5, 3]),
+    ("int32 fill_ 2**40", lambda lib: _i32(lib).fill_(2**40), _INT),
+    ("int32 fill_ nan", lambda lib: _i32(lib).fill_(float("nan")), _INT),
+    ("int32 fill_ -2**31 fits", lambda lib: _i32(lib).fill_(-(2**31)), [-(2**31)] * 3),
+    ("int32 fill_ 0-d 2**40 wraps", lambda lib: _i32(lib).fill_(lib.tensor(2**40)), [0, 0, 0]),
+    ("float32 fill_ 1e300", lambda lib: lib.ones(2).fill_(1e300), (RuntimeError, _OVERFLOW.format("float"))),
+    ("float32 fill_ 2**64", lambda lib: lib.ones(2).fill_(2**64), (OverflowError, "int too big to convert")),
+    ("float32 fill_ inf fits", lambda lib: lib.ones(2).fill_(float("inf")), [float("inf")] * 2),
+    ("bool fill_ 2**40", lambda lib: lib.tensor([True, False]).fill_(2**40), [True, True]),
+    ("int32 where 2**40", lambda lib: lib.where(_i32(lib) > 0, _i32(lib), 2**40),
+     _INT),
+    ("int32 where 2**31 first", lambda lib: lib.where(_i32(lib) > 0, 2**31, _i32(lib)),
+     _INT),
+    ("int32 ** 2**40", lambda lib: _i32(lib) ** 2**40, _INT),
+    ("int32 tensor 2**40", lambda lib: lib.tensor([2**40], dtype=lib.int32),
+     (RuntimeError, _OVERFLOW.format("int32"))),
+    ("int32 tensor 0-d 2**31", lambda lib: lib.tensor(2**31, dtype=lib.int32),
+     (RuntimeError, _OVERFLOW.format("int32"))),
+    ("int32 tensor [True, 2**40]", lambda lib: lib.tensor([True, 2**40], dtype=lib.int32),
+     (RuntimeError, _OVERFLOW.format("int32"))),
+    ("int32 tensor 2.7 truncates", lambda lib: lib.tensor([2.7, -2.7], dtype=lib.int32), [2, -2]),
+    ("tensor 2**63", lambda lib: lib.tensor([2**63]), _UNPACK),
+    ("tensor [[1, 2**63]]", lambda lib: lib.tensor([[1, 2**63]]), _UNPACK),
+    ("tensor -2**63-1", lambda lib: lib.tensor(-(2**63) - 1), _UNPACK),
+    ("tensor -2**63 fits", lambda lib: lib.tensor([-(2**63)]), [-(2**63)]),
+    ("int64 tensor inf", lambda lib: lib.tensor([float("inf")], dtype=lib.int64),
+     (RuntimeError, _OVERFLOW.format("int64"))),
+    ("int64 tensor nan", lambda lib: lib.tensor([float("nan")], dtype=lib.int64),
+     (RuntimeError, _OVERFLOW.format("int64"))),
+    ("float32 tensor 2**64", lambda lib: lib.tensor([2**64], dtype=lib.float32), [2.0**64]),
+    ("float32 tensor 1e300 is inf", lambda lib: lib.tensor([1e300], dtype=lib.float32), [float("inf")]),
+    ("int32 full 2**40", lambda lib: lib.full((2,), 2**40, dtype=lib.int32), _INT),
+    ("full 2**63", lambda lib: lib.full((2,), 2**63), (RuntimeError, _OVERFLOW.format("int64_t"))),
+    ("full 2**64", lambda lib: lib.full((2,), 2**64), (OverflowError, "int too big to convert")),
+    ("int64 full inf", lambda lib: lib.full((2,), float("inf"), dtype=lib.int64),
+     (RuntimeError, _OVERFLOW.format("int64_t"))),
+    ("int32 + 2**31 wraps", lambda lib: _i32(lib) + 2**31, [-2147483647, 2147483643, -2147483641]),
+    ("int32 + 2**40 wraps", lambda lib: _i32(lib) + 2**40, _I32),
+    ("int32 max + 1 wraps", lambda lib: lib.tensor([2**31 - 1], dtype=lib.int32) + 1, [-(2**31)]),
+]
+
+
+def _outcome(call, lib):
+    try:
+        return call(lib).tolist()
+    except Exception as e:  # the exception is the outcome compared
+        return (type(e), str(e))
+
+
+@pytest.mark.parametrize("what, call, expected", INTEGER_CASES, ids=[c[0] for c in INTEGER_CASES])
+def test_out_of_range_numbers_raise_or_wrap_as_in_pytorch(what, call, expected):
+    # int32 clamp(max=2**31) made every element -2**31; masked_fill, fill_, where and tensor()
+    # with 2**40 gave 0; tensor([2**63]) and tensor([inf], dtype=int64) gave -2**63.
+    got = _outcome(call, llgrad)
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and got[0] is expected[0], got
+        assert got[1].startswith(expected[1]), got
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("what, call, expected", INTEGER_CASES, ids=[c[0] for c in INTEGER_CASES])
+def test_out_of_range_expectations_are_pytorchs(what, call, expected):
+    torch = pytest.importorskip("torch")
+    got = _outcome(call, torch)
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and got[0] is expected[0] and got[1].startswith(expected[1]), got
+    else:
+        assert got == expected
