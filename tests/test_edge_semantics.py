@@ -310,3 +310,15 @@ def test_out_of_range_expectations_are_pytorchs(what, call, expected):
         assert isinstance(got, tuple) and got[0] is expected[0] and got[1].startswith(expected[1]), got
     else:
         assert got == expected
+
+
+@pytest.mark.parametrize("exponent", [65, 100, 2**30, 2**31 - 1])
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_power_with_a_large_exponent(dtype, exponent):
+    # An integer exponent above 64 once raised KeyError: 'int32' while compiling.
+    base = np.array([1, 2, -1, 3, 0], dtype=dtype)
+    got = (llgrad.tensor(base) ** exponent).numpy()
+    want = [int(pow(int(v), exponent, 2**64)) for v in base]  # wrapped to the dtype's width
+    bits = np.dtype(dtype).itemsize * 8
+    want = [((w + 2 ** (bits - 1)) % 2**bits) - 2 ** (bits - 1) for w in want]
+    np.testing.assert_array_equal(got, np.array(want, dtype=dtype))
