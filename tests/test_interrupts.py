@@ -103,7 +103,7 @@ def _rows_reference(a: np.ndarray, k: float) -> np.ndarray:
     return t - t.sum(1, keepdims=True)
 
 
-def test_interrupt_while_workers_run_does_not_corrupt_the_next_run(two_threads):
+def test_interrupt_while_workers_run_does_not_corrupt_the_next_run(two_threads, cache_dir):
     # Worker threads are slowed down (a sleep before their share) so that the Ctrl-C
     # certainly arrives while thread 0 waits for them: the next run must still wait for
     # its own workers, not take the interrupted run's finish for its own.
@@ -130,6 +130,11 @@ def test_interrupt_while_workers_run_does_not_corrupt_the_next_run(two_threads):
     np.testing.assert_allclose(got, np.tanh(a_np * 0.25), rtol=1e-5, atol=1e-6)
     assert two_threads.busy.acquire(timeout=5), "the pool stays busy after the interrupted run"
     two_threads.busy.release()
+
+    def recompute():
+        np.testing.assert_allclose((a * 0.75).tanh().numpy(), np.tanh(a_np * 0.75), rtol=1e-5, atol=1e-6)
+
+    assert_disk_cache_valid(cache_dir, recompute)
 
 
 def test_interrupts_at_random_points_of_threaded_runs(two_threads):
