@@ -108,9 +108,10 @@ class ScalarCodegen:
         return self.cast(self.intrinsic("llvm.pow", [xd, yd], float64), float64, dt)
 
     def pow_const(self, x, p, dt: DType) -> ir.Value:
-        """x ** p for a compile-time exponent: multiplications where exact, like PyTorch."""
+        """x ** p for a compile-time exponent: multiplications where exact, like PyTorch (an
+        integer power always: at most two per bit of the exponent, wrapping as PyTorch's)."""
         b = self.b
-        if float(p).is_integer() and abs(p) <= 64:
+        if (float(p).is_integer() and abs(p) <= 64) or not dt.is_floating_point:
             n = int(abs(p))
             mul = b.fmul if dt.is_floating_point else b.mul
             result, base = None, x

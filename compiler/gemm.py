@@ -220,14 +220,17 @@ _AND = _AndOp()
 LIBRARY_SYMBOLS = b"llgrad_gemm_"  # how a program's object code shows it needs the library
 
 
-def library_module() -> ir.Module:
-    """The GEMM library: micro-kernels and packing functions for float32 and float64."""
+def library_module(define: bool = True) -> ir.Module:
+    """The GEMM library: micro-kernels and packing functions for float32 and float64.
+
+    define=False: only their declarations (the entry points programs call, cheaply).
+    """
     module = ir.Module(name="llgrad_gemm_library")
     for dtype in (float32, float64):
-        _pack_function(module, dtype, "a", 2, define=True)
+        _pack_function(module, dtype, "a", 2, define=define)
         for vectors in (1, 2):
-            _micro_function(module, dtype, vectors, define=True)
-            _pack_function(module, dtype, "b", vectors, define=True)
+            _micro_function(module, dtype, vectors, define=define)
+            _pack_function(module, dtype, "b", vectors, define=define)
     return module
 
 _MICRO_ARGS = ("a", "b", "c", "c_base", "row0", "col0", "first", "m", "n", "mc", "nc", "kc")

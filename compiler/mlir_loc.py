@@ -15,7 +15,8 @@ import os
 
 Position = tuple[str, int, int]  # file, 1-based line, 1-based column (0 when unknown)
 
-_cache: dict = {}
+_cache: dict = {}  # (code, offset) -> position: keeps code objects alive, so it is bounded
+CACHE_MAX = 4096
 
 
 def position(loc) -> Position | None:
@@ -24,6 +25,8 @@ def position(loc) -> Position | None:
         return None
     got = _cache.get(loc)
     if got is None:
+        if len(_cache) >= CACHE_MAX:  # code made at run time (exec, lambdas) would pile up
+            _cache.clear()
         got = _cache[loc] = _resolve(*loc)
     return got
 

@@ -223,7 +223,7 @@ def _pow(b, x, y, dt):
 def _pow_scalar(b, args, dt, attrs):
     (x,) = args
     p = attrs["exponent"]
-    if float(p).is_integer() and abs(p) <= 64:
+    if (float(p).is_integer() and abs(p) <= 64) or not dt.is_floating_point:
         n, result, base = int(abs(p)), None, x
         while n:  # square-and-multiply, like codegen's pow_const
             if n & 1:

@@ -12,8 +12,12 @@ value, a gradient) and where each output goes.
 Later calls with the same signature skip Python entirely: gather the current
 buffers, one native call (both cores on large steps), write the results
 back. Guards check what the plan assumed (a gradient that was None, a
-buffer's shape); when one fails, or the signature is new, `fn` is traced
-again, with the reason logged (logger "llgrad.compile").
+buffer's shape, and what compile_guards.py lists: module modes, globals,
+parameters, optimizer state, argument aliasing); when one fails, or the
+signature is new, `fn` is traced again, with the reason logged (logger
+"llgrad.compile"). A signature keeps the plans of its earlier traces (a model
+switched back to train() replays the first again); a function keeps at most
+LLGRAD_MAX_PROGRAMS plans, the least recently used dropped first.
 
 Inside a compiled function, reading a tensor's value (`if loss > 0`,
 `.item()`, `print(x)`) cannot be captured by one program and raises an error
@@ -27,12 +31,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 
 from llgrad.compiler import dtypes
 from llgrad.compiler.ops import input_node
 from llgrad.runtime import executor
 
-from . import trace_state
+from . import compile_guards, trace_state
 from .autograd import grad_mode
 from .tensor import Storage, Tensor
 from .trace_state import Live, LiveScalar, TraceError
@@ -79,15 +84,21 @@ class _Plan:
         self.prog, self.sources, self.params = prog, sources, params
         self.sinks, self.results, self.guards = sinks, results, guards
         self.scalar_guards, self.hooks = tracer.scalar_guards, tracer.replay_hooks
+        self.object_guards: list = []  # compile_guards: names, modules, optimizers (set by _finish)
+        self.alias_guard = None
 
-    def failed_guard(self) -> str | None:
+    def failed_guard(self, args: list) -> str | None:
         for leaf, want_none in self.guards:
             if (leaf._grad is None) != want_none:
                 return f"a parameter's .grad was {'set' if want_none else 'None'} before the call"
         for recompute, seen in self.scalar_guards:
             if recompute() != seen:
                 return "a number the step branched on (an optimizer setting, say) changed"
-        return None
+        for guard in self.object_guards:
+            reason = guard.check()
+            if reason is not None:
+                return reason
+        return self.alias_guard.check_args(args) if self.alias_guard is not None else None
 
     def replay(self, args: list):
         buffers = []
@@ -160,25 +171,42 @@ class CompiledFunction:
     def __init__(self, fn, max_recompiles: int | None = None) -> None:
         self.fn = fn
         self.max_recompiles = max_recompiles
-        self.plans: dict = {}
+        self.plans: OrderedDict = OrderedDict()  # signature -> its plans, newest first; LRU order
         self.traces = 0
         self.reasons: list[str] = []
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        key = _signature(args, kwargs)
-        plan = self.plans.get(key)
+        tensors = _tensors(args, kwargs)
+        key = _signature(args, kwargs, tensors)
+        plans = self.plans.get(key)
         reason = None
-        if plan is None:
+        if plans is None:
             reason = self._why_new(key)
         else:
-            reason = plan.failed_guard()
-            if reason is None:
-                result = plan.replay(_tensors(args, kwargs))
-                if result is not _STALE:
-                    return result
-                reason = "a buffer the step reads changed shape or dtype, or a gradient went away"
+            self.plans.move_to_end(key)
+            for plan in plans:
+                failed = plan.failed_guard(tensors)
+                if failed is None:
+                    result = plan.replay(tensors)
+                    if result is not _STALE:
+                        return result
+                    failed = "a buffer the step reads changed shape or dtype, or a gradient went away"
+                reason = reason or failed
         return self._trace(key, args, kwargs, reason)
+
+    def _keep(self, key, plan: _Plan) -> None:
+        """Keep `plan` first among its signature's; past LLGRAD_MAX_PROGRAMS plans in all, drop the
+        least recently used (their programs go with them, unless the program cache holds them)."""
+        plans = self.plans.setdefault(key, [])
+        plans.insert(0, plan)
+        self.plans.move_to_end(key)
+        bound = executor.max_programs()
+        while sum(len(p) for p in self.plans.values()) > bound:
+            oldest = next(iter(self.plans))
+            self.plans[oldest].pop()
+            if not self.plans[oldest]:
+                del self.plans[oldest]
 
     def _why_new(self, key) -> str:
         if not self.plans:
@@ -206,7 +234,14 @@ class CompiledFunction:
         finally:
             trace_state.set_active(None)
             executor.set_deferral(None)
-        self.plans[key] = _finish(t, deferred, result, _tensors(args, kwargs))
+        tensors = _tensors(args, kwargs)
+        plan = _finish(t, deferred, result, tensors)
+        plan.object_guards = _object_guards(self.fn, t)
+        # An argument that is (or stops being) a tensor the step also reaches otherwise makes
+        # another program: the trace read and wrote that tensor as the argument, or apart from it.
+        captured = compile_guards.captured_storages(plan.object_guards)
+        plan.alias_guard = compile_guards.ArgumentAliasGuard(captured, tensors) if captured else None
+        self._keep(key, plan)
         return result
 
 
@@ -259,6 +294,14 @@ def _finish(t: trace_state.Tracer, deferred: list, result, args: list) -> _Plan:
     return _Plan(prog, sources, [p.value for p in params], sinks, template, guards, t)
 
 
+def _object_guards(fn, t: trace_state.Tracer) -> list:
+    """Guards on what the trace read besides tensors (compile_guards.py): the modules and
+    optimizers it used, and the names its Python code (and their forward()s) read."""
+    observed = list(t.observed.values())
+    roots = [fn] + [type(g.module).forward for g in observed if isinstance(g, compile_guards.ModuleGuard)]
+    return observed + compile_guards.name_guards(roots)
+
+
 class _NoProgram:
     def run(self, buffers, params):
         return []
@@ -303,7 +346,9 @@ def _template(result, targets: list, sinks: list):
     return ("value", result)
 
 
-def _signature(args, kwargs) -> tuple:
+def _signature(args, kwargs, tensors: list) -> tuple:
+    """Shapes, dtypes, requires_grad, Python values, grad mode, and which tensor arguments are
+    one tensor (or views of one): a step traced on distinct tensors computes other things."""
     def sig(x):
         if isinstance(x, Tensor):
             return ("T", tuple(x.shape), x.dtype.name, x.requires_grad)
@@ -315,7 +360,10 @@ def _signature(args, kwargs) -> tuple:
             return (type(x).__name__, x)
         return ("obj", id(x))
 
-    return (sig(args), sig(kwargs), grad_mode.is_grad_enabled())
+    first: dict = {}
+    aliases = tuple(first.setdefault(id(t._storage), i) for i, t in enumerate(tensors)) \
+        if len(tensors) > 1 else ()
+    return (sig(args), sig(kwargs), grad_mode.is_grad_enabled(), aliases)
 
 
 def _distance(a, b) -> int:
@@ -335,6 +383,12 @@ def _flat(sig) -> list:
 
 
 def _describe_change(old, new) -> str:
+    if old[:3] == new[:3] and old[3] != new[3]:
+        for i, (x, y) in enumerate(zip(old[3], new[3])):
+            if x != y:
+                if y != i:
+                    return f"tensor arguments {y} and {i} are now one tensor (aliased)"
+                return f"tensor argument {i} is no longer the same tensor as argument {x} (aliasing)"
     a, b = _flat(old), _flat(new)
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:

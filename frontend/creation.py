@@ -18,6 +18,7 @@ from llgrad.compiler.ops import input_node
 from llgrad.compiler.ops.shapes import check_shape
 from llgrad.runtime.buffer import Buffer
 
+from . import scalars
 from .tensor import Size, Tensor
 
 _generator = np.random.Generator(np.random.PCG64(0))
@@ -132,15 +133,16 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memor
         if dtype is None:
             dtype = dtypes.from_numpy(array.dtype)
     else:
-        if dtype is None:
-            dtype = _infer_dtype(data)
+        inferred = _infer_dtype(data)
+        dtype = dtype or inferred
         _check_ragged(data)
-        array = np.array(_plain(data))
+        array = scalars.checked_data(np.array(_plain(data)), dtype, integers=not inferred.is_floating_point)
     if dtype is None:
         dtype = dtypes.from_numpy(array.dtype)
     if array.dtype.kind == "O":
         raise TypeError("tensor(): data must be a number or a (nested) sequence of numbers")
-    return from_array(np.asarray(array).astype(dtype.np), requires_grad)
+    with np.errstate(invalid="ignore", over="ignore"):  # an ndarray's values wrap, as in PyTorch
+        return from_array(np.asarray(array).astype(dtype.np), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -160,19 +162,32 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return from_array(array)
 
 
+_LAYOUT_KWARGS = frozenset({"size", "layout", "pin_memory", "memory_format"})
+
+
+def _only(name: str, kw: dict, known=_LAYOUT_KWARGS) -> None:
+    """PyTorch's error for a keyword argument the creation function `name` does not take."""
+    for key in kw:
+        if key not in known:
+            raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
+
+
 def _filled(shape, value, dtype, requires_grad) -> Tensor:
     return from_array(np.full(shape, value, dtype=dtype.np), requires_grad, copy=False)
 
 
 def zeros(*size, out=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
+    _only("zeros", kw)
     return _filled(_size(size, kw.get("size")), 0, _resolve_dtype(dtype) or dtypes.float32, requires_grad)
 
 
 def ones(*size, out=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
+    _only("ones", kw)
     return _filled(_size(size, kw.get("size")), 1, _resolve_dtype(dtype) or dtypes.float32, requires_grad)
 
 
 def empty(*size, out=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
+    _only("empty", kw)
     return zeros(*size, dtype=dtype, requires_grad=requires_grad, **kw)
 
 
@@ -180,6 +195,7 @@ def full(size, fill_value, *, out=None, dtype=None, device=None, requires_grad=F
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dtype = _resolve_dtype(dtype) or dtypes.scalar_dtype(fill_value)
+    fill_value = scalars.checked(fill_value, dtype)
     return _filled(_size((size,)), fill_value, dtype, requires_grad)
 
 
@@ -243,6 +259,7 @@ def seed() -> int:
 
 
 def rand(*size, generator=None, out=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
+    _only("rand", kw)
     dtype = _resolve_dtype(dtype) or dtypes.float32
     gen = generator if generator is not None else _generator
     array = gen.random(_size(size, kw.get("size")), dtype=np.float64).astype(dtype.np)
@@ -250,6 +267,7 @@ def rand(*size, generator=None, out=None, dtype=None, device=None, requires_grad
 
 
 def randn(*size, generator=None, out=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
+    _only("randn", kw)
     dtype = _resolve_dtype(dtype) or dtypes.float32
     gen = generator if generator is not None else _generator
     array = gen.standard_normal(_size(size, kw.get("size")), dtype=np.float64).astype(dtype.np)
@@ -266,10 +284,13 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
 
 
 def _like(fn):
+    name = fn.__name__ + "_like"
+
     def like(input: Tensor, *args, dtype=None, requires_grad=False, **kw) -> Tensor:
+        _only(name, kw, {"layout", "device", "memory_format", "pin_memory"})
         return fn(tuple(input.shape), *args, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
-    like.__name__ = fn.__name__ + "_like"
+    like.__name__ = like.__qualname__ = name
     return like
 
 
@@ -281,6 +302,7 @@ randn_like = _like(randn)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, requires_grad=False, **kw) -> Tensor:
+    _only("full_like", kw, {"layout", "device", "memory_format", "pin_memory"})
     return full(tuple(input.shape), fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 

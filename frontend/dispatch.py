@@ -19,7 +19,7 @@ import numpy as np
 from llgrad.compiler import dtypes
 from llgrad.compiler.dtypes import FLOATING
 from llgrad.compiler.graph import Node
-from llgrad.compiler.ops import OPS, make, param
+from llgrad.compiler.ops import OPS, canonical_attrs, make, param
 from llgrad.runtime import pending
 from llgrad.runtime.executor import realize_pending
 
@@ -133,6 +133,8 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
             nodes.append(n)
         else:
             nodes.append(param(scalar_value(s)))
+    if attrs:
+        canonical_attrs(attrs)  # (a fresh dict: **attrs)
     shape, dtype = op.infer(nodes, attrs)
     if len(attrs) > 1:
         attrs = dict(sorted(attrs.items()))  # canonical order: part of the cache key

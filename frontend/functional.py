@@ -10,11 +10,13 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
+import types
 from collections import namedtuple
 
 from llgrad.compiler import dtypes
+from llgrad.compiler.ops.shapes import normalize_dims, reduced_shape
 
-from . import indexing, views
+from . import indexing, scalars, trace_state, views
 from .autograd.function import node_class
 from .dispatch import apply, scalar_value
 from .layout import view_strides
@@ -24,6 +26,28 @@ _Number = (numbers.Number,)
 
 
 _SCALARS = (int, float, bool)
+
+
+def named(fn, name: str):
+    """A copy of `fn` called `name`: Python's own argument errors ("exp() got an unexpected
+    keyword argument 'decimals'") then name the op the user called, as PyTorch's do, not the
+    factory that made it (`_unary.<locals>.fn()`) nor the op an alias stands for."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__doc__, copy.__module__ = fn.__kwdefaults__, fn.__doc__, fn.__module__
+    copy.__dict__.update(fn.__dict__)
+    copy.__qualname__ = name
+    return copy
+
+
+def _call_as(name: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs) for a wrapper called `name`: an error binding fn's arguments is the
+    user's call of `name` (raised with that name), any other error is fn's own."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as e:
+        if e.__traceback__.tb_next is not None or not str(e).startswith(fn.__name__ + "()"):
+            raise  # raised inside fn, not by the call itself
+        raise TypeError(name + str(e)[len(fn.__name__):]) from None
 
 
 def _is_operand(x) -> bool:
@@ -66,12 +90,14 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
     return apply("div", input, other)
 
 
-true_divide = div
+true_divide = named(div, "true_divide")
 
 
 def pow(input, exponent) -> Tensor:
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
-        return apply("pow_scalar", input, exponent=scalar_value(exponent))
+        if not input.dtype.is_floating_point:  # an integer result holds the exponent: checked
+            exponent = scalars.checked_for(exponent, input.dtype, input._node.promotion_kind())
+        return apply("pow_scalar", input, exponent=scalar_value(scalars.parsed(exponent)))
     if not isinstance(input, Tensor):
         return apply("rpow", exponent, input)
     return apply("pow", input, exponent)
@@ -81,7 +107,7 @@ def neg(input: Tensor) -> Tensor:
     return apply("neg", input)
 
 
-negative = neg
+negative = named(neg, "negative")
 
 
 def reciprocal(input: Tensor) -> Tensor:
@@ -99,15 +125,25 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 def where(condition: Tensor, input=None, other=None) -> Tensor:
     if input is None and other is None:
         raise NotImplementedError("where(condition) (nonzero indices) is not supported")
-    return apply("where", condition, input, other)
+    return apply("where", condition, *_checked_scalars((input, other)))
+
+
+def _checked_scalars(operands: tuple) -> tuple:
+    """Python numbers among an op's operands, checked against the op's result dtype (PyTorch
+    stores them in it: int32 with 2**40 overflows, where arithmetic would wrap)."""
+    if builtins.all(isinstance(x, Tensor) for x in operands):
+        return operands
+    kinds = [(x.dtype, x._node.promotion_kind()) if isinstance(x, Tensor) else
+             (dtypes.scalar_dtype(scalars.parsed(x)), "scalar") for x in operands]
+    result = dtypes.result_type(kinds)
+    return tuple(x if isinstance(x, Tensor) else scalars.checked(x, result) for x in operands)
 
 
 def _unary(name: str):
     def fn(input: Tensor) -> Tensor:
         return apply(name, input)
 
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 exp = _unary("exp")
@@ -121,7 +157,7 @@ relu = _unary("relu")
 abs = _unary("abs")
 sign = _unary("sign")
 logical_not = _unary("logical_not")
-absolute = abs
+absolute = named(abs, "absolute")
 
 
 def bitwise_not(input: Tensor) -> Tensor:
@@ -146,12 +182,13 @@ def _compare(name: str):
     def fn(input, other) -> Tensor:
         return apply(name, input, other)
 
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 eq, ne, lt, le, gt, ge = (_compare(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
-greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+greater, greater_equal, less, less_equal, not_equal = (
+    named(f, n) for f, n in ((gt, "greater"), (ge, "greater_equal"), (lt, "less"), (le, "less_equal"),
+                             (ne, "not_equal")))
 
 
 def equal(input: Tensor, other: Tensor) -> bool:
@@ -161,11 +198,24 @@ def equal(input: Tensor, other: Tensor) -> bool:
 
 
 def all(input: Tensor, dim=None, keepdim=False) -> Tensor:
-    return apply("min", apply("cast", input, dtype=dtypes.bool_), dims=_dims(dim), keepdim=keepdim)
+    return _logical_reduce("min", input, dim, keepdim, empty=True)
 
 
 def any(input: Tensor, dim=None, keepdim=False) -> Tensor:
-    return apply("max", apply("cast", input, dtype=dtypes.bool_), dims=_dims(dim), keepdim=keepdim)
+    return _logical_reduce("max", input, dim, keepdim, empty=False)
+
+
+def _logical_reduce(name: str, input: Tensor, dim, keepdim: bool, empty: bool) -> Tensor:
+    """all() as min and any() as max of bools; over nothing, True and False (PyTorch), where
+    min and max of nothing are errors."""
+    dims = _dims(dim)
+    shape = tuple(input.shape)
+    axes = normalize_dims(dims, len(shape))
+    if builtins.any(shape[d] == 0 for d in axes):
+        from .creation import full
+
+        return full(reduced_shape(shape, axes, keepdim), empty, dtype=dtypes.bool_)
+    return apply(name, apply("cast", input, dtype=dtypes.bool_), dims=dims, keepdim=keepdim)
 
 
 # -- reductions ---------------------------------------------------------------------
@@ -222,8 +272,7 @@ def _extreme(name: str, result_type):
         indices = apply("arg" + name, input, dims=(dim,), keepdim=keepdim)
         return result_type(values, indices)
 
-    fn.__name__ = name
-    return fn
+    return named(fn, name)
 
 
 max = _extreme("max", _max_result)
@@ -296,9 +345,24 @@ exp2 = _unary("exp2")
 rsqrt = _unary("rsqrt")
 floor = _unary("floor")
 ceil = _unary("ceil")
-round = _unary("round")
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    """Half to even; with decimals, at that decimal place (negative: left of the point), computed
+    as PyTorch does: round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d."""
+    if isinstance(decimals, bool) or not isinstance(decimals, numbers.Integral):
+        raise TypeError(f"round(): argument 'decimals' must be int, not {type(decimals).__name__}")
+    if decimals == 0:
+        return apply("round", input)
+    scale = 10.0 ** builtins.abs(int(decimals))
+    if decimals > 0:
+        out = div(apply("round", mul(input, scale)), scale)
+    else:
+        out = mul(apply("round", div(input, scale)), scale)
+    if out._grad_fn is not None:  # PyTorch's node for round(decimals=...)
+        out._grad_fn.__class__ = node_class("RoundBackward1")
+    return out
+
 trunc = _unary("trunc")
-fix = trunc
+fix = named(trunc, "fix")
 
 
 def square(input: Tensor) -> Tensor:
@@ -310,24 +374,35 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     tensor_bounds = isinstance(min, Tensor) or isinstance(max, Tensor)
     bounds = [b for b in (min, max) if b is not None]
+    if not tensor_bounds:
+        bounds = list(_checked_scalars((input, *bounds))[1:])
     return apply("clamp", input, *bounds, has_min=min is not None, has_max=max is not None,
                  variant="clamp_tensor" if tensor_bounds else "clamp")
 
 
-clip = clamp
+clip = named(clamp, "clip")
 
 
 def clamp_min(input: Tensor, min) -> Tensor:
+    min = min if isinstance(min, Tensor) else _checked_scalars((input, min))[1]
     return apply("clamp", input, min, has_min=True, has_max=False, variant="clamp_min")
 
 
 def clamp_max(input: Tensor, max) -> Tensor:
+    max = max if isinstance(max, Tensor) else _checked_scalars((input, max))[1]
     return apply("clamp", input, max, has_min=False, has_max=True, variant="clamp_max")
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
-    if isinstance(value, Tensor) and value.dtype is not input.dtype:
-        value = apply("cast", value, dtype=input.dtype)
+    """PyTorch stores the value in input's dtype, checked: a number, or a 0-d tensor's value
+    (read, unless a compiled step is being traced and the value is not computed yet)."""
+    if isinstance(value, Tensor):
+        if value.dtype is not input.dtype:
+            if not value.dim() and (value._node.buffer is not None or trace_state.active() is None):
+                scalars.checked(value.item(), input.dtype)
+            value = apply("cast", value, dtype=input.dtype)
+    else:
+        value = scalars.checked(value, input.dtype)
     return apply("masked_fill", input, mask, value)
 
 
@@ -388,7 +463,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     return apply("cat", *tensors, dim=dim)
 
 
-concat = concatenate = cat
+concat, concatenate = named(cat, "concat"), named(cat, "concatenate")
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -558,7 +633,7 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     return apply("transpose", input, dims=tuple(dims))
 
 
-swapaxes = swapdims = transpose
+swapaxes, swapdims = named(transpose, "swapaxes"), named(transpose, "swapdims")
 
 
 def t(input: Tensor) -> Tensor:
@@ -576,13 +651,20 @@ def expand_as(input: Tensor, other: Tensor) -> Tensor:
     return expand(input, tuple(other.shape))
 
 
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    return view(input, tuple(other.shape))
+
+
 def _T(input: Tensor) -> Tensor:
     return apply("permute", input, dims=tuple(reversed(range(input.dim()))))
 
 
 # -- dtype conversion ------------------------------------------------------------------
 
-def to(input: Tensor, *args, dtype=None, copy: bool = False, **kwargs) -> Tensor:
+def to(input: Tensor, *args, dtype=None, copy: bool = False, device=None, non_blocking: bool = False,
+       memory_format=None) -> Tensor:
+    if device is not None:
+        args += (str(device),)
     for a in args:
         if isinstance(a, dtypes.DType):
             dtype = a
@@ -609,8 +691,11 @@ def contiguous(input: Tensor, memory_format=None) -> Tensor:
     return input if input.is_contiguous() else clone(input)
 
 
-def _cast_method(dtype):
-    return lambda self: to(self, dtype)
+def _cast_method(dtype, name: str):
+    def method(self: Tensor) -> Tensor:
+        return to(self, dtype)
+
+    return named(method, name)
 
 
 # -- in-place ------------------------------------------------------------------------
@@ -635,30 +720,29 @@ def _commit_result(self: Tensor, result: Tensor, overwrite: bool = False) -> Ten
     return views.commit(self, result, overwrite)
 
 
-def _inplace(fn):
+def _inplace(fn, name: str):
     def method(self: Tensor, *args, **kwargs) -> Tensor:
         views.check_inplace(self)
-        return _commit_result(self, fn(views.snapshot(self), *args, **kwargs))
+        return _commit_result(self, _call_as(name, fn, views.snapshot(self), *args, **kwargs))
 
-    method.__name__ = fn.__name__ + "_"
-    return method
+    return named(method, name)
 
 
-def _inplace_operator(fn):
+def _inplace_operator(fn, name: str):
     def method(self: Tensor, other):
         if not _is_operand(other):
             return NotImplemented
         views.check_inplace(self)
         return _commit_result(self, fn(views.snapshot(self), other))
 
-    return method
+    return named(method, name)
 
 
 def _filled(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.dim():
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value.dim()} dimensions.")
-    value = value if isinstance(value, Tensor) else scalar_value(value)
+    value = value if isinstance(value, Tensor) else scalar_value(scalars.checked(value, self.dtype))
     return apply("expand", apply("cast", value, dtype=self.dtype), shape=tuple(self.shape))
 
 
@@ -689,38 +773,39 @@ def _overwritten(t: Tensor, name: str) -> Tensor:
     return t
 
 
-def _overwrite_method(fn, name_of):
+def _overwrite_method(fn, name_of, name: str):
     def method(self: Tensor, *args) -> Tensor:
         views.check_inplace(self)
-        result = _commit_result(self, fn(views.snapshot(self), *args), overwrite=True)
+        result = _commit_result(self, _call_as(name, fn, views.snapshot(self), *args), overwrite=True)
         return _overwritten(result, name_of(*args))
 
-    return method
+    return named(method, name)
 
 
-_copy_ = _overwrite_method(_copied, lambda src, non_blocking=False: "CopyBackwards")
-_fill_ = _overwrite_method(_filled, lambda v: "FillBackward3" if isinstance(v, Tensor) else "FillBackward2")
-_zero_ = _overwrite_method(_zeros, lambda: "ZeroBackward0")
+_copy_ = _overwrite_method(_copied, lambda src, non_blocking=False: "CopyBackwards", "copy_")
+_fill_ = _overwrite_method(_filled, lambda v: "FillBackward3" if isinstance(v, Tensor) else "FillBackward2",
+                           "fill_")
+_zero_ = _overwrite_method(_zeros, lambda: "ZeroBackward0", "zero_")
 
 
 # -- binding -----------------------------------------------------------------------------
 
-def _reflected(fn):
+def _reflected(fn, name: str):
     def method(self, other):
         if not _is_operand(other):
             return NotImplemented
         return fn(other, self)
 
-    return method
+    return named(method, name)
 
 
-def _forward(fn):
+def _forward(fn, name: str):
     def method(self, other):
         if not _is_operand(other):
             return NotImplemented
         return fn(self, other)
 
-    return method
+    return named(method, name)
 
 
 def bind_methods() -> None:
@@ -736,51 +821,39 @@ def bind_methods() -> None:
                  "logsumexp", "var", "std", "prod", "cumsum", "flip", "split", "chunk", "unbind", "narrow",
                  "bmm", "select", "bitwise_not"):
         setattr(T, name, globals()[name])
-    T.true_divide = T.div
-    T.negative = T.neg
-    T.absolute = T.abs
-    T.greater, T.less, T.greater_equal, T.less_equal, T.not_equal = T.gt, T.lt, T.ge, T.le, T.ne
-    T.swapaxes = T.swapdims = T.transpose
-    T.view_as = lambda self, other: view(self, tuple(other.shape))
-    T.reshape_as = T.view_as
+    for name in ("true_divide", "negative", "absolute", "greater", "less", "greater_equal", "less_equal",
+                 "not_equal", "swapaxes", "swapdims"):
+        setattr(T, name, globals()[name])
+    T.view_as = view_as
+    T.reshape_as = named(view_as, "reshape_as")
     T.T = property(_T)
     T.mT = property(lambda self: transpose(self, -2, -1))
-    T.float = _cast_method(dtypes.float32)
-    T.double = _cast_method(dtypes.float64)
-    T.long = _cast_method(dtypes.int64)
-    T.int = _cast_method(dtypes.int32)
-    T.bool = _cast_method(dtypes.bool_)
-    T.__add__ = T.__radd__ = _forward(add)
-    T.__sub__ = _forward(sub)
-    T.__rsub__ = _reflected(sub)
-    T.__mul__ = T.__rmul__ = _forward(mul)
-    T.__truediv__ = _forward(div)
-    T.__rtruediv__ = _reflected(div)
-    T.__pow__ = _forward(pow)
-    T.__rpow__ = _reflected(pow)
-    T.__matmul__ = _forward(matmul)
-    T.__rmatmul__ = _reflected(matmul)
-    T.__neg__ = neg
+    T.float = _cast_method(dtypes.float32, "float")
+    T.double = _cast_method(dtypes.float64, "double")
+    T.long = _cast_method(dtypes.int64, "long")
+    T.int = _cast_method(dtypes.int32, "int")
+    T.bool = _cast_method(dtypes.bool_, "bool")
+    for name, fn in (("add", add), ("radd", add), ("sub", sub), ("mul", mul), ("rmul", mul),
+                     ("truediv", div), ("pow", pow), ("matmul", matmul), ("eq", eq), ("ne", ne),
+                     ("lt", lt), ("le", le), ("gt", gt), ("ge", ge), ("and", logical_and),
+                     ("or", logical_or)):
+        setattr(T, f"__{name}__", _forward(fn, f"__{name}__"))
+    for name, fn in (("rsub", sub), ("rtruediv", div), ("rpow", pow), ("rmatmul", matmul)):
+        setattr(T, f"__{name}__", _reflected(fn, f"__{name}__"))
+    T.__neg__ = named(neg, "__neg__")
     T.__pos__ = lambda self: self
-    T.__abs__ = abs
-    T.__invert__ = bitwise_not
-    T.__and__ = _forward(logical_and)
-    T.__or__ = _forward(logical_or)
-    T.__eq__ = _forward(eq)
-    T.__ne__ = _forward(ne)
-    T.__lt__ = _forward(lt)
-    T.__le__ = _forward(le)
-    T.__gt__ = _forward(gt)
-    T.__ge__ = _forward(ge)
+    T.__abs__ = named(abs, "__abs__")
+    T.__invert__ = named(bitwise_not, "__invert__")
     T.__hash__ = object.__hash__
     for name, fn in (("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow)):
-        setattr(T, name + "_", _inplace(fn))
-        setattr(T, f"__i{name if name != 'div' else 'truediv'}__", _inplace_operator(fn))
+        setattr(T, name + "_", _inplace(fn, name + "_"))
+        operator = f"__i{name if name != 'div' else 'truediv'}__"
+        setattr(T, operator, _inplace_operator(fn, operator))
     for name in ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sign",
                  "reciprocal", "clamp", "clamp_min", "clamp_max", "log1p", "expm1", "exp2", "rsqrt",
                  "floor", "ceil", "round", "trunc", "square", "masked_fill", "cumsum"):
-        setattr(T, name + "_", _inplace(globals()[name]))
-    T.clip_ = T.clamp_
+        setattr(T, name + "_", _inplace(globals()[name], name + "_"))
+    T.clip_ = _inplace(clip, "clip_")
     T.zero_ = _zero_
     T.fill_ = _fill_
     T.copy_ = _copy_

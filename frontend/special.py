@@ -10,7 +10,7 @@ def erf(input: Tensor) -> Tensor:
     return apply("erf", input)
 
 
-def _erf_(self: Tensor) -> Tensor:
+def erf_(self: Tensor) -> Tensor:
     from .views import check_inplace, commit, snapshot
 
     check_inplace(self)
@@ -18,6 +18,6 @@ def _erf_(self: Tensor) -> Tensor:
 
 
 Tensor.erf = erf
-Tensor.erf_ = _erf_
+Tensor.erf_ = erf_
 
 __all__ = ["erf"]

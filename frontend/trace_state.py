@@ -25,12 +25,18 @@ class Tracer:
         self.grads: dict[int, tuple] = {}  # id(leaf) -> (leaf, first event: "set", "fresh", "inplace")
         self.scalar_guards: list = []  # (recompute, value at trace): Python decisions on live numbers
         self.replay_hooks: list = []  # run at the start of every replay (random streams advance)
+        self.observed: dict[int, object] = {}  # id -> guard: modules called, optimizers stepped
 
     def storage_changed(self, storage, old_node) -> None:
         self.storages.setdefault(id(storage), (storage, old_node))
 
     def grad_event(self, leaf, kind: str) -> None:
         self.grads.setdefault(id(leaf), (leaf, kind))
+
+    def observe(self, obj, guard) -> None:
+        """The step uses `obj` (a module, an optimizer): guard(obj) remembers it as it is now."""
+        if id(obj) not in self.observed:
+            self.observed[id(obj)] = guard(obj)
 
 
 def active() -> Tracer | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import sys
 import threading
 
@@ -30,6 +31,7 @@ ALIGN = 64
 _pool: dict[int, list] = {}
 _pool_bytes = [0]
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 
 
 class Buffer:

@@ -16,12 +16,15 @@ import sys
 import threading
 from collections import Counter, deque
 
+from . import config
+
 # Kinds of reasons, in the order a reader should care about them.
 KINDS = ("new_graph", "shape", "dtype", "constant", "attribute", "structure", "outputs", "evicted")
 
 _PRECEDENCE = ("structure", "shape", "dtype", "attribute", "constant")  # which kind names a mix
 
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 _counts: Counter = Counter()
 _recent: deque = deque(maxlen=256)  # (key, program name) of earlier compiles, oldest first
 _log_to = None  # a stream to log to (tests), else LLGRAD_LOG decides
@@ -44,7 +47,7 @@ def forget() -> None:
 
 
 def logging_enabled() -> bool:
-    return _log_to is not None or "compile" in os.environ.get("LLGRAD_LOG", "").replace(" ", "").split(",")
+    return _log_to is not None or "compile" in config.get("LLGRAD_LOG")
 
 
 def set_log_stream(stream) -> None:

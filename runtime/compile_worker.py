@@ -14,8 +14,12 @@ compiling falls back to this process.
 
 Protocol over the helper's stdin/stdout: the helper first writes a JSON line
 with its target (cpu, features, triple), which must equal ours. Then each
-request is a u64 length and IR text; each reply a status byte (0: object
-code, 1: error text), a u64 length and the payload.
+request is a u64 request id, a u64 length and IR text; each reply the
+request's id, a status byte (0: object code, 1: error text), a u64 length
+and the payload. A reply to another request than the one asked is refused.
+A request cut short by an exception (a Ctrl-C while waiting) leaves the
+pipes out of step: that helper is killed, and the next compile starts a
+fresh one.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import threading
 import warnings
 from pathlib import Path
 
-_LEN = struct.Struct("<Q")
+_REQUEST = struct.Struct("<QQ")  # request id, IR length
+_REPLY = struct.Struct("<QBQ")  # request id, status, payload length
 
 
 # -- the helper process (run as a script: it imports nothing of llgrad but jit.py) ------------
@@ -51,15 +56,16 @@ def _serve() -> None:
     stdout.write(json.dumps(hello).encode() + b"\n")
     stdout.flush()
     while True:
-        head = stdin.read(_LEN.size)
-        if len(head) < _LEN.size:
+        head = stdin.read(_REQUEST.size)
+        if len(head) < _REQUEST.size:
             return  # the parent closed the pipe: done
-        text = stdin.read(_LEN.unpack(head)[0]).decode()
+        request, length = _REQUEST.unpack(head)
+        text = stdin.read(length).decode()
         try:
             status, payload = 0, engine.emit_object(engine.optimize(text))
         except Exception as e:  # reported to the parent, which raises it there
             status, payload = 1, f"{type(e).__name__}: {e}".encode()
-        stdout.write(bytes([status]) + _LEN.pack(len(payload)) + payload)
+        stdout.write(_REPLY.pack(request, status, len(payload)) + payload)
         stdout.flush()
 
 
@@ -69,12 +75,20 @@ class WorkerError(RuntimeError):
     """The helper process could not be used (it is then not used again)."""
 
 
+class CompileError(RuntimeError):
+    """LLVM refused the program (a whole reply: the helper is still in step)."""
+
+
 class _Worker:
     def __init__(self, target: dict) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__))], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
-        hello = self.proc.stdout.readline()
+        try:
+            hello = self.proc.stdout.readline()
+        except BaseException:  # interrupted while it starts: not left running
+            self.kill()
+            raise
         try:
             theirs = json.loads(hello)
         except ValueError:
@@ -84,23 +98,39 @@ class _Worker:
             self.close()
             raise WorkerError(f"the compile helper targets {theirs}, not {target}")
         self.compiles = 0
+        self.requests = 0
         self.pid = os.getpid()  # a forked child must not talk on its parent's pipes
 
     def compile(self, ir_text: str) -> bytes:
         data = ir_text.encode()
+        self.requests += 1
+        request = self.requests
         try:
-            self.proc.stdin.write(_LEN.pack(len(data)) + data)
+            self.proc.stdin.write(_REQUEST.pack(request, len(data)) + data)
             self.proc.stdin.flush()
-            head = self.proc.stdout.read(1 + _LEN.size)
-            if len(head) < 1 + _LEN.size:
+            head = self.proc.stdout.read(_REPLY.size)
+            if len(head) < _REPLY.size:
                 raise WorkerError("the compile helper died")
-            payload = self.proc.stdout.read(_LEN.unpack_from(head, 1)[0])
+            answer, status, length = _REPLY.unpack(head)
+            payload = self.proc.stdout.read(length)
         except OSError as e:
             raise WorkerError(f"the compile helper died: {e}") from None
+        if answer != request or len(payload) != length:
+            raise WorkerError(f"the compile helper answered request {answer} to request {request}")
         self.compiles += 1
-        if head[0] != 0:
-            raise RuntimeError(f"llgrad: LLVM failed to compile a program: {payload.decode()}")
+        if status != 0:
+            raise CompileError(f"llgrad: LLVM failed to compile a program: {payload.decode()}")
         return payload
+
+    def kill(self) -> None:
+        """End it now: a request cut short leaves its pipes out of step."""
+        self.proc.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass  # (a half-written request cannot be flushed into a dead pipe)
+        self.proc.wait()
 
     def close(self) -> None:
         try:
@@ -125,20 +155,15 @@ def counts() -> dict:
         return dict(_counts)
 
 
-def _setting(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def _use_helper() -> bool:
-    mode = os.environ.get("LLGRAD_COMPILE_WORKER", "auto").strip().lower()
-    if _broken or mode in ("0", "off", "false", "no"):
+    from . import config  # (not at the top: the helper runs this file as a script)
+
+    mode = config.get("LLGRAD_COMPILE_WORKER")
+    if _broken or mode == "never":
         return False
-    if mode in ("1", "on", "true", "yes", "always"):
+    if mode == "always":
         return True
-    return _in_process >= _setting("LLGRAD_INPROCESS_COMPILES", 64)
+    return _in_process >= config.get("LLGRAD_INPROCESS_COMPILES")
 
 
 def compile_object(ir_text: str) -> bytes:
@@ -170,20 +195,57 @@ def _compile_in_helper(ir_text: str, engine) -> bytes:
         try:
             obj = _worker.compile(ir_text)
         except WorkerError:
-            _worker.close()
-            _worker = None
+            broken, _worker = _worker, None
+            broken.close()
+            raise
+        except CompileError:
+            raise
+        except BaseException:  # a Ctrl-C (or any error) mid-request: its reply may still come
+            cut_short, _worker = _worker, None
+            cut_short.kill()
             raise
         _counts["in_helper"] += 1
-        if _worker.compiles >= _setting("LLGRAD_WORKER_COMPILES", 256):
-            _worker.close()  # and what LLVM kept in it
-            _worker = None
+        if _worker.compiles >= _compiles_per_helper():
+            retired, _worker = _worker, None
+            retired.close()  # and what LLVM kept in it
         return obj
+
+
+def _compiles_per_helper() -> int:
+    from . import config
+
+    return config.get("LLGRAD_WORKER_COMPILES")
 
 
 def _give_up(error: Exception) -> None:
     global _broken
     _broken = True
     warnings.warn(f"llgrad: compiling in this process from now on ({error})", RuntimeWarning, stacklevel=3)
+
+
+def _after_fork_in_child() -> None:
+    """The parent's helper is the parent's: this process starts its own if it needs one.
+
+    The inherited pipe ends are pointed at /dev/null (not closed through their file objects,
+    which would flush a request another parent thread had half written into the parent's
+    helper), so the helper sees its stdin close when the parent closes it.
+    """
+    global _worker
+    _lock._at_fork_reinit()
+    if _worker is not None:
+        null = os.open(os.devnull, os.O_RDWR)
+        for stream in (_worker.proc.stdin, _worker.proc.stdout):
+            try:
+                os.dup2(null, stream.fileno())
+            except (OSError, ValueError):
+                pass  # already closed
+        os.close(null)
+        _inherited.append(_worker)  # never closed nor waited for here
+        _worker = None
+
+
+_inherited: list = []
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -39,6 +39,7 @@ import llvmlite
 import numpy as np
 from llgrad.compiler.dtypes import DType
 
+from . import config
 from .jit import PIPELINE, jit, llvm_version
 from .plan import Plan
 
@@ -66,23 +67,30 @@ class Settings:
 
 def settings() -> Settings:
     """The disk cache settings the environment asks for now."""
-    env = os.environ
-    if env.get("LLGRAD_CACHE_DIR"):
-        root = Path(env["LLGRAD_CACHE_DIR"]).expanduser()
+    chosen = config.get("LLGRAD_CACHE_DIR")
+    if chosen:
+        root = Path(chosen).expanduser()
     else:
-        xdg = env.get("XDG_CACHE_HOME", "")
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
         base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: relative is invalid
         root = base / "llgrad"
-    try:
-        max_bytes = int(float(env.get("LLGRAD_CACHE_MAX_MB", DEFAULT_MAX_MB)) * (1 << 20))
-    except ValueError:
-        max_bytes = DEFAULT_MAX_MB << 20
-    off = env.get("LLGRAD_CACHE", "1").strip().lower() in ("0", "false", "no", "off")
+    max_bytes = int(config.get("LLGRAD_CACHE_MAX_MB") * (1 << 20))
+    off = not config.get("LLGRAD_CACHE")
     return Settings(root, not off, max_bytes, "LLGRAD_CACHE=0" if off else "")
 
 
 _caches: dict = {}
 _caches_lock = threading.Lock()
+
+
+def _unlock_after_fork() -> None:
+    """In a forked child: a thread of the parent that held one of these locks is gone."""
+    _caches_lock._at_fork_reinit()
+    for cache in _caches.values():
+        cache._lock._at_fork_reinit()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
 
 
 def current() -> DiskCache | None:
@@ -251,24 +259,9 @@ class DiskCache:
         if not self.usable():
             return None
         path = self.path_of(key)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+        data = self._read(path)
+        if data is None:
             return None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                self._discard(path, "it is a symbolic link", remove=False)
-            return None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())  # of the file opened: no swapping it after the check
-            problem = None if stat.S_ISREG(st.st_mode) else "not a regular file"
-            problem = problem or _unsafe(st, "entry")
-            if problem is None and st.st_size > MAX_ENTRY_BYTES:
-                problem = "too large"
-            if problem:
-                self._discard(path, problem, remove=False)
-                return None
-            data = f.read(MAX_ENTRY_BYTES + 1)
         try:
             header, obj = _unpack(data)
             if header.get("context") != context() or header.get("key") != key:
@@ -282,6 +275,45 @@ class DiskCache:
         except OSError:
             pass
         return plan, obj
+
+    def _read(self, path: Path) -> bytes | None:
+        """The bytes of the entry at `path`, or None: missing, refused (warned), unreadable.
+
+        Only a regular file is read. Checked before opening (opening a FIFO would block, a
+        directory cannot be read as a file), then opened non-blocking and checked again on
+        what was opened, in case the entry was swapped in between.
+        """
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None  # missing (or the directory went away): a miss
+        if stat.S_ISLNK(st.st_mode):
+            self._discard(path, "it is a symbolic link", remove=False)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            self._discard(path, "not a regular file", remove=False)
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                self._discard(path, "it is a symbolic link", remove=False)
+            return None
+        try:
+            st = os.fstat(fd)  # of the file opened: no swapping it after the check
+            problem = None if stat.S_ISREG(st.st_mode) else "not a regular file"
+            problem = problem or _unsafe(st, "entry")
+            if problem is None and st.st_size > MAX_ENTRY_BYTES:
+                problem = "too large"
+            if problem:
+                self._discard(path, problem, remove=False)
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read(MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None  # vanished or unreadable halfway: a miss
+        finally:
+            os.close(fd)
 
     def put(self, key: str, plan: Plan, obj: bytes) -> bool:
         """Store an entry (atomically); False if the directory cannot take it."""
@@ -348,7 +380,8 @@ class DiskCache:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue
-            found.append((path, st.st_size, st.st_mtime))
+            if stat.S_ISREG(st.st_mode):  # a directory or FIFO there is not ours to evict
+                found.append((path, st.st_size, st.st_mtime))
         found.sort(key=lambda e: e[2])
         return found
 

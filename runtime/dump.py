@@ -21,6 +21,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from . import config as environment
+
 STAGES = ("forward", "backward", "optimized", "kernels", "llvm", "llvm-opt", "asm")
 SUFFIX = {"forward": "forward.mlir", "backward": "backward.mlir", "optimized": "optimized.mlir",
           "kernels": "kernels.mlir", "llvm": "llvm.ll", "llvm-opt": "llvm-opt.ll", "asm": "s"}
@@ -49,24 +51,20 @@ class Config:
 _overrides: list = []  # configs pushed by `dumping()`, innermost last
 _observers: list = []  # callables(program, outputs, inputs, params, required) for every run
 _lock = threading.Lock()
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone
 
 
 def current() -> Config | None:
     if _overrides:
         return _overrides[-1]
-    spec, folder = os.environ.get("LLGRAD_DUMP", ""), os.environ.get("LLGRAD_DUMP_DIR", "")
+    spec, folder = environment.get("LLGRAD_DUMP"), environment.get("LLGRAD_DUMP_DIR")
     if not spec and not folder:
         return None
-    try:
-        stages = parse_stages(spec or "all")
-    except ValueError as e:
-        print(f"llgrad: LLGRAD_DUMP ignored: {e}", file=sys.stderr)
-        return None
-    return Config(stages, folder or None)
+    return Config(parse_stages(spec or "all"), folder or None)
 
 
 def active() -> bool:
-    return bool(_overrides) or bool(os.environ.get("LLGRAD_DUMP") or os.environ.get("LLGRAD_DUMP_DIR"))
+    return bool(_overrides) or bool(environment.get("LLGRAD_DUMP") or environment.get("LLGRAD_DUMP_DIR"))
 
 
 def push(config: Config) -> None:

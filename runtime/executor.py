@@ -27,10 +27,9 @@ from llgrad.compiler.graph import Node
 from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
-from . import compile_log, diskcache, dump, mlir_backend, pending  # (issue 5: debugging hooks, MLIR backend)
+# (issue 5: debugging hooks, MLIR backend)
+from . import compile_log, config, diskcache, dump, forking, mlir_backend, pending
 from . import program as _program
-
-DEFAULT_MAX_PROGRAMS = 256
 
 _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
 _building: dict = {}  # canonical key -> Event set when the thread building it is done
@@ -70,10 +69,7 @@ def clear_memory_cache() -> None:
 
 
 def max_programs() -> int:
-    try:
-        return max(1, int(os.environ.get("LLGRAD_MAX_PROGRAMS", DEFAULT_MAX_PROGRAMS)))
-    except ValueError:
-        return DEFAULT_MAX_PROGRAMS
+    return config.get("LLGRAD_MAX_PROGRAMS")
 
 
 def _key(outputs: list[Node]) -> tuple:
@@ -93,6 +89,19 @@ def lookup(targets: list[Node]):
 
 def _lookup(outputs: list[Node]):
     """(program, inputs, params, outputs, required) computing `outputs`, by canonical graph."""
+    registered: list = []  # (key, event) of a build this thread registered
+    try:
+        return _lookup_or_build(outputs, registered)
+    except BaseException:  # (a Ctrl-C anywhere): a registration left behind would be waited on forever
+        for key, done in registered:
+            with _lock:
+                if _building.get(key) is done:
+                    del _building[key]
+            done.set()
+        raise
+
+
+def _lookup_or_build(outputs: list[Node], registered: list):
     required = len(outputs)
     while True:
         with _lock:
@@ -113,7 +122,9 @@ def _lookup(outputs: list[Node]):
                         evicted = _remember(key, prog)
                         break
                 sched = schedule(outputs, inputs, params, required=required)
-                done = _building[key] = threading.Event()
+                done = threading.Event()
+                registered.append((key, done))
+                _building[key] = done
                 prog = None
                 break
         waiting.wait()  # another thread builds this program: use theirs
@@ -293,9 +304,9 @@ def _run_segment(seg: pending.Segment, targets: list[Node]):
     with _lock:
         _stats["runs"] += 1
         _last[0] = prog
-        for node, buf in zip(outputs, results):
-            node.buffer = buf
-            node.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
+        for n, buf in zip(outputs, results):
+            n.buffer = buf
+            n.srcs = ()  # computed: later graphs read the buffer, and the history can be freed
     pending.take().close()
     return prog, inputs, params, outputs
 
@@ -312,3 +323,13 @@ def run_program(prog, inputs: list, params: list) -> list:
 def last_program():
     """The compiled program that ran most recently in this process."""
     return _last[0]
+
+
+def _after_fork_in_child() -> None:
+    """The threads that were building programs in the parent are gone: build them again here."""
+    _building.clear()
+
+
+# Held across a fork (no thread is halfway through the cache then), before LLVM's lock.
+forking.hold_across_fork(_lock)
+os.register_at_fork(after_in_child=_after_fork_in_child)

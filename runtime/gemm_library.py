@@ -11,11 +11,12 @@ import threading
 
 from llgrad.compiler import gemm
 
-from . import diskcache
+from . import diskcache, forking
 from .plan import Plan
 
 _object: list = [None]
 _lock = threading.Lock()
+forking.unlock_in_child(_lock)
 _KEY = ("llgrad-gemm-library", gemm.KC, gemm.MR)
 
 
@@ -31,19 +32,31 @@ def object_code() -> bytes:
     return _object[0]
 
 
+def entry_points() -> list[str]:
+    """The functions programs call in the library: what its object code must define."""
+    return [f.name for f in gemm.library_module(define=False).functions]
+
+
 def _load_or_compile() -> bytes:
     from . import compile_worker
     from .jit import jit
 
+    expected = entry_points()
     disk = diskcache.current()
     text = diskcache.key_text(_KEY) if disk is not None else None
     if text is not None:
         found = disk.get(text)
         if found is not None:
-            return found[1]
+            missing = jit().undefined(found[1], expected)
+            if not missing:
+                return found[1]
+            disk.discard(text, f"it is not the GEMM library: it does not define {missing[0]}")
     module = gemm.library_module()
     module.triple = jit().triple
     obj = compile_worker.compile_object(str(module))
+    missing = jit().undefined(obj, expected)
+    if missing:  # never stored, never linked into a program
+        raise RuntimeError(f"llgrad: the GEMM library was compiled without {missing[0]}")
     if text is not None:
         disk.put(text, Plan("llgrad_gemm_library", (), (), ()), obj)
     return obj

@@ -9,6 +9,7 @@ resource tracker.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 
 import llvmlite.binding as llvm
@@ -75,6 +76,20 @@ class _JIT:
             raise RuntimeError(f"llgrad: compiled program has no symbol {missing[0]}")
         return addrs, tracker
 
+    def undefined(self, obj: bytes, symbols: list[str]) -> list[str]:
+        """Which of `symbols` the object code does not define (all of them if it does not link).
+
+        Linked alone into a library of its own, dropped at once: a check, nothing kept.
+        """
+        builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+        for s in symbols:
+            builder.export_symbol(s)
+        try:
+            tracker = self._link(builder)
+        except RuntimeError:
+            return list(symbols)
+        return [s for s in symbols if not tracker[s]]
+
     def _link(self, builder):
         """Link into the current LLJIT; after LINKS_PER_JIT libraries, into a fresh one.
 
@@ -108,3 +123,6 @@ def jit() -> _JIT:
 
 def llvm_version() -> str:
     return ".".join(map(str, llvm.llvm_version_info))
+
+
+os.register_at_fork(after_in_child=_lock._at_fork_reinit)  # a thread that held it is gone (forking.py)

@@ -23,10 +23,11 @@ vectorizable math library): tests run graphs through both and compare.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 import time
+
+from . import config
 
 BACKENDS = ("llgrad", "mlir")
 
@@ -48,7 +49,7 @@ PIPELINE = ",".join([
     "reconcile-unrealized-casts",
 ])
 
-_backend = [os.environ.get("LLGRAD_BACKEND", "llgrad") or "llgrad"]
+_backend = [config.get("LLGRAD_BACKEND")]
 
 
 class MlirUnavailable(RuntimeError):
@@ -65,7 +66,7 @@ def tools() -> tuple[str, str] | None:
 
 
 def _find(variable: str, tool: str) -> str | None:
-    chosen = os.environ.get(variable)
+    chosen = config.get(variable)
     if chosen:
         return shutil.which(chosen)
     return shutil.which(f"{tool}-19") or shutil.which(tool)

@@ -98,7 +98,9 @@ class Program:
         addrs = self._table.pack(*[b.addr for b in table])
         values = self._params.pack(*[f(v) for f, v in zip(self._param_kinds, params)])
         workers = pool() if self._fn_mt is not None else None
-        if workers is None or not workers.run(self._fn_mt, addrs, values):
+        # An interrupted run's workers may still be writing: the job keeps the buffers and this
+        # program's code alive until they are done.
+        if workers is None or not workers.run(self._fn_mt, addrs, values, keep=(self, table)):
             self._fn(addrs, values)
         return [table[slot] if slot >= 0 else None for slot in self._outputs]
 

@@ -20,6 +20,18 @@ from ..graph import Node, OpDef
 
 OPS: dict[str, OpDef] = {}
 
+# The one NaN an attribute holds. NaN != NaN and each NaN object hashes apart, so a NaN
+# attribute (x ** float('nan')) made every call's cache key new: a recompile per call.
+NAN = float("nan")
+
+
+def canonical_attrs(attrs: dict) -> dict:
+    """`attrs` (a dict of its own) with every NaN replaced by the one NAN."""
+    for k, v in attrs.items():
+        if type(v) is float and v != v:
+            attrs[k] = NAN
+    return attrs
+
 
 def register(op: OpDef) -> OpDef:
     if op.name in OPS:
@@ -38,7 +50,7 @@ def make(op: OpDef | str, srcs: tuple, attrs: dict | None = None) -> Node:
             break
     else:
         srcs = tuple(srcs)
-    attrs = dict(attrs) if attrs else {}
+    attrs = canonical_attrs(dict(attrs)) if attrs else {}
     shape, dtype = op.infer(srcs, attrs)
     if len(attrs) > 1:
         attrs = dict(sorted(attrs.items()))  # canonical order: part of the cache key

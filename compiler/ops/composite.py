@@ -294,3 +294,55 @@ def _vjp_stack(e, g, c):
 
 register(OpDef("stack", "composite", _stack_infer, decompose=_decompose_stack, vjp=_vjp_stack,
                grad_fn="StackBackward0"))
+
+
+def _bce_infer(srcs, attrs):
+    x, t = srcs[0], srcs[1]
+    _float_only("binary_cross_entropy", x)
+    for other in srcs[1:]:
+        if other.dtype is not x.dtype:
+            raise RuntimeError(f"Found dtype {_NAMES[other.dtype.name]} but expected {_NAMES[x.dtype.name]}")
+        if other.shape != x.shape:
+            raise ValueError(f"Using a target size ({list(t.shape)}) that is different to the input size "
+                             f"({list(x.shape)}) is deprecated. Please ensure they have the same size.")
+    if attrs["reduction"] not in ("none", "mean", "sum"):
+        raise ValueError(f"{attrs['reduction']} is not a valid value for reduction")
+    return (x.shape if attrs["reduction"] == "none" else ()), x.dtype
+
+
+def _clamped_log(e, x):
+    return e.clamp(e.log(x), -100.0, has_min=True, has_max=False, variant="clamp_min")
+
+
+def _decompose_bce(e, srcs, attrs):
+    """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
+    x, t = srcs[0], srcs[1]
+    loss = e.neg(e.add(e.mul(t, _clamped_log(e, x)), e.mul(e.sub(1.0, t), _clamped_log(e, e.sub(1.0, x)))))
+    if len(srcs) > 2:
+        loss = e.mul(loss, srcs[2])
+    if attrs["reduction"] == "none":
+        return loss
+    total = e.sum(loss, dims=None, keepdim=False)
+    return e.div(total, math.prod(x.shape)) if attrs["reduction"] == "mean" else total
+
+
+def _vjp_bce(e, g, c):
+    """PyTorch's gradients: (x - t) / max((1 - x) x, 1e-12) for the input, finite at 0 and 1
+    where the clamped logs' own derivative is not; (log(1 - x) - log(x)) for the target."""
+    x, t = c.srcs[0], c.srcs[1]
+    shape = c.src_shapes[0]
+    if c.attrs["reduction"] != "none":
+        g = e.expand(g, shape=shape)
+    if c.attrs["reduction"] == "mean":
+        g = e.div(g, math.prod(shape))
+    if len(c.srcs) > 2:
+        g = e.mul(g, c.srcs[2])
+    one_minus_x = e.sub(1.0, x)
+    spread = e.clamp(e.mul(one_minus_x, x), 1e-12, has_min=True, has_max=False, variant="clamp_min")
+    grad_x = e.div(e.mul(g, e.sub(x, t)), spread)
+    grad_t = e.mul(g, e.sub(e.log(one_minus_x), e.log(x)))
+    return (grad_x, grad_t) + (None,) * (len(c.srcs) - 2)
+
+
+register(OpDef("binary_cross_entropy", "composite", _bce_infer, decompose=_decompose_bce, vjp=_vjp_bce,
+               saves={0: (0, 1, 2), 1: (0, 2)}, grad_fn="BinaryCrossEntropyBackward0", edges=(0, 1)))

@@ -144,17 +144,19 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
-    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
+    """-w (t log x + (1 - t) log(1 - x)), each log clamped at -100, with PyTorch's gradients (the
+    op-table entry `binary_cross_entropy`: finite where x is 0 or 1)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
-    log_x = F.clamp_min(F.log(input), -100.0)
-    log_1mx = F.clamp_min(F.log(F.rsub(input, 1)), -100.0)
-    loss = F.neg(F.add(F.mul(target, log_x), F.mul(F.rsub(target, 1), log_1mx)))
-    if weight is not None:
-        loss = F.mul(loss, weight)
-    return _reduce(loss, reduction)
+    if weight is None:
+        return apply("binary_cross_entropy", input, target, reduction=reduction)
+    if weight.requires_grad:
+        raise RuntimeError("The function 'binary_cross_entropy' is not differentiable with respect to "
+                           "argument 'weight'. This input cannot have requires_grad True.")
+    weight = F.expand(weight, *input.shape)  # PyTorch repeats it to the input's shape
+    return apply("binary_cross_entropy", input, target, weight, reduction=reduction)
 
 
 __all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",

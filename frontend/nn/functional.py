@@ -13,6 +13,7 @@ from llgrad.compiler import dtypes
 
 from .. import functional as _F
 from .. import random as _random
+from .. import trace_state
 from ..dispatch import apply
 from ..tensor import Tensor
 from ._conv import conv2d, max_pool2d, pad
@@ -129,6 +130,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     if input.dtype.is_floating_point or input.dtype is dtypes.bool_:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar "
                            f"types: Long, Int; but got {input.dtype} instead")
+    _check_rows(input, weight.shape[0])
     out = weight[input]
     if padding_idx is not None:
         if padding_idx < 0:
@@ -137,7 +139,27 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     return out
 
 
+def _check_rows(input: Tensor, rows: int) -> None:
+    """Embedding indices must name a row: PyTorch does not count negative ones from the end."""
+    values = input.detach()._realize("embedding indices (bounds checked)")
+    if values.size and (values.min() < 0 or values.max() >= rows):
+        raise IndexError("index out of range in self")
+
+
+def _known_values(t: Tensor):
+    """t's values where they can be read now (not while llgrad.compile traces a pending one)."""
+    if t._node.buffer is None and trace_state.active() is not None:
+        return None
+    return t.detach()._realize()
+
+
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    values = _known_values(tensor)
+    if values is not None and values.size:
+        if values.min() < 0:
+            raise RuntimeError("Class values must be non-negative.")
+        if 0 <= num_classes <= values.max():
+            raise RuntimeError("Class values must be smaller than num_classes.")
     if num_classes < 0:
         num_classes = int(tensor.max().item()) + 1 if tensor.numel() else 0
     shape = tuple(tensor.shape) + (num_classes,)

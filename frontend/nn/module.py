@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 
 from llgrad.compiler.dtypes import DType, float32, float64
 
+from .. import trace_state
 from ..autograd import grad_mode
+from ..compile_guards import ModuleGuard
 from ..tensor import Tensor
 from . import init
 from .parameter import Parameter
@@ -48,6 +50,9 @@ class Module:
         raise NotImplementedError(f'Module [{name}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        tracer = trace_state.active()
+        if tracer is not None:  # llgrad.compile: its mode and holdings are guarded at replay
+            tracer.observe(self, ModuleGuard)
         return self.forward(*args, **kwargs)
 
     # -- attributes -----------------------------------------------------------------------

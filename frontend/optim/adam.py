@@ -11,7 +11,9 @@ before the update (decoupled decay). amsgrad uses the running max of v.
 from __future__ import annotations
 
 from .. import functional as F
+from .. import trace_state
 from ..tensor import Tensor
+from ..trace_state import LiveScalar
 from .optimizer import Optimizer, as_float
 
 
@@ -52,6 +54,7 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = _zeros_like(p)
             state["step"] = step = state["step"] + 1
+            step = _live_step(state, step)
             if weight_decay != 0:
                 if self._decoupled:
                     p.mul_(1 - lr * weight_decay)
@@ -84,3 +87,13 @@ def _zeros_like(p: Tensor) -> Tensor:
     from ..creation import zeros
 
     return zeros(tuple(p.shape), dtype=p.dtype)
+
+
+def _live_step(state: dict, step: int):
+    """The step count; while llgrad.compile traces, one that every replay advances (the bias
+    corrections computed from it are then re-read at each replay, not frozen at the trace's)."""
+    tracer = trace_state.active()
+    if tracer is None:
+        return step
+    tracer.replay_hooks.append(lambda: state.__setitem__("step", state["step"] + 1))
+    return LiveScalar(float(step), lambda: state["step"])

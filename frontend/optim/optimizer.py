@@ -21,6 +21,7 @@ from llgrad.runtime import realize
 from .. import trace_state
 from ..autograd import grad_mode
 from ..compile import LiveGroup
+from ..compile_guards import OptimizerGuard, optimizer_made
 from ..tensor import Tensor
 
 
@@ -59,6 +60,7 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        optimizer_made(self, [p for g in self.param_groups for p in g["params"]])
 
     def add_param_group(self, param_group: dict) -> None:
         group = dict(param_group)
@@ -98,6 +100,8 @@ class Optimizer:
             with grad_mode.enable_grad():
                 loss = closure()
         tracing = trace_state.active() is not None
+        if tracing:  # llgrad.compile: its parameters and state, as found now, are guarded at replay
+            trace_state.active().observe(self, OptimizerGuard)
         with grad_mode.no_grad():
             for group in self.param_groups:
                 params = [p for p in group["params"] if p.grad is not None]

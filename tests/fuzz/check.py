@@ -385,6 +385,23 @@ def check(graph: Graph, fd: bool = True) -> None:
             float32,
             t64 if judge is not None else None,
         )
+        if judge is None and float32:
+            _check_float64_variant(graph)
+
+
+def _check_float64_variant(graph: Graph) -> None:
+    """Without PyTorch, nothing measures a float32 graph's conditioning, so its gradients are held
+    to a loose bound only; the same graph in float64 holds llgrad's backward formulas to a tight
+    one against finite differences."""
+    g64 = with_float(graph, "float64")
+    try:
+        tensors = execute(g64, llgrad)
+        got = backward(g64, llgrad, tensors)
+    except (Mismatch, RuntimeError):
+        STATS["gradients_without_a_float64_variant"] += 1
+        return
+    loss = tensors[graph.loss]
+    check_finite_differences(g64, got, output_weights(g64, tuple(loss.shape), "float64"), None, False, None)
 
 
 def check_replay(graph: Graph, keep: set) -> None:
