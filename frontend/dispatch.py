@@ -26,7 +26,7 @@ from llgrad.runtime.executor import realize_pending
 from .autograd import grad_mode
 from .autograd.function import SavedValue, _sequence, accumulator, node_class
 from .layout import after_view, contiguous_strides
-from .tensor import Tensor
+from .tensor import Storage, Tensor, VersionCounter
 from .trace_state import Live
 
 
@@ -147,8 +147,21 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
         node.backward = True
     if name in VIEW_OPS and isinstance(srcs[0], Tensor):
         out = _view_of(srcs[0], name, node)
-    else:
-        out = Tensor._from_node(node, owned=not depth)
+    elif depth:
+        out = Tensor._from_node(node, owned=False)
+    else:  # Tensor._from_node, inline: a live result, held in this segment while pending
+        out = _new(Tensor)
+        out._storage = storage = _new(Storage)
+        storage.node = node
+        seg.holders.append(weakref.ref(storage))
+        out._view = ()
+        out._view_cache = out._grad_fn = out._grad = out._accumulator = out._hooks = None
+        out._base = out._layout = None
+        out._vc = vc = _new(VersionCounter)
+        vc.value = 0
+        out._requires_grad = out._retains_grad = False
+        out._view_version = 0
+        node.owner = weakref.ref(out)
     if grad and op.vjp is not None and dtype.category == FLOATING and grad_mode.is_grad_enabled():
         _record(op, node, srcs, out)
     if len(seg.nodes) > pending.MAX_PENDING and not depth:  # the bound (a backward pass checks its own)
@@ -158,6 +171,7 @@ def apply(name: str, *srcs, **attrs) -> Tensor:
 
 _PARAM = OPS["param"]
 _INT64 = 2**63
+_new = object.__new__
 
 # Movement ops whose result shares storage with its input (the rest make fresh tensors).
 VIEW_OPS = frozenset({"reshape", "squeeze", "unsqueeze", "permute", "transpose", "t", "expand",
@@ -232,7 +246,12 @@ def set_recorder(recorder: list | None) -> None:
 
 def _record(op, node, srcs, out: Tensor) -> None:
     """Give `out` its grad_fn: the op's backward node, its edges and what its VJP saves."""
-    fn = object.__new__(node_class(op.grad_fn_name(node.attrs)))
+    cls = _FN_CLASS.get(op)
+    if cls is None:
+        cls = node_class(op.grad_fn_name(node.attrs))
+        if not callable(op.grad_fn):  # one name for every use of the op
+            _FN_CLASS[op] = cls
+    fn = object.__new__(cls)
     fn._seq = next(_sequence)
     fn._pre_hooks = fn._post_hooks = ()
     fn._metadata = None
@@ -243,7 +262,13 @@ def _record(op, node, srcs, out: Tensor) -> None:
     for s in srcs:
         if isinstance(s, Tensor) and s._requires_grad:
             needs.append(True)
-            edges.append(s._grad_fn if s._grad_fn is not None else accumulator(s))
+            e = s._grad_fn
+            if e is None:  # a leaf: its AccumulateGrad (accumulator(s), inline)
+                ref = s._accumulator
+                e = ref() if ref is not None else None
+                if e is None:
+                    e = accumulator(s)
+            edges.append(e)
         else:
             needs.append(False)
             edges.append(None)
@@ -257,6 +282,9 @@ def _record(op, node, srcs, out: Tensor) -> None:
     fn._saved = _save(op, node, srcs, out, needs) if op.saves else None
     out._grad_fn = fn
     out._requires_grad = True
+
+
+_FN_CLASS: dict = {}  # op -> its grad_fn class, for ops whose backward node has one name
 
 
 def _save(op, node, srcs, out: Tensor, needs: tuple) -> dict:

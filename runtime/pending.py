@@ -24,6 +24,7 @@ import threading
 import weakref
 
 from llgrad.compiler.graph import Node
+from llgrad.compiler.ops import OPS
 from llgrad.compiler.signature import entry_of
 
 # A bound on one pending graph (nodes, leaves included). Large enough that no ordinary training
@@ -31,6 +32,7 @@ from llgrad.compiler.signature import entry_of
 MAX_PENDING = 10_000
 
 _local = threading.local()
+_PARAM = OPS["param"]
 
 
 class Segment:
@@ -66,7 +68,12 @@ class Segment:
             p = index.get(s.id)
             if p is None:
                 # a buffer or a Python number: one entry; a pending value from elsewhere: imported
-                p = self._append(s, entry_of(s, ())) if s.buffer is not None or not s.srcs else self.place(s)
+                if s.buffer is None and not s.srcs and s.op is _PARAM:
+                    p = self._append(s, ("param", s.dtype.name))
+                elif s.buffer is not None or not s.srcs:
+                    p = self._append(s, entry_of(s, ()))
+                else:
+                    p = self.place(s)
             refs.append(p)
         attrs = node.attrs
         entry = ((node.op.name, tuple(attrs.items()) if attrs else (), tuple(refs)) if refs
