@@ -21,7 +21,7 @@ from llgrad.bench.workloads import WORKLOADS, common
 # torch.compile (20-30 s per graph cold) and jax are left out to keep this fast.
 SKIP = "torch.compile,jax.jit"
 MEMORY_BOUND = {"chain", "softmax-xent", "layernorm"}
-COMPUTE_BOUND = {"mlp", "matmul"}
+COMPUTE_BOUND = {"mlp", "train-rebind", "matmul"}
 
 
 @pytest.fixture(scope="module")
