@@ -250,7 +250,9 @@ class _Binding:
         self.prog, self.inputs, self.params = prog, inputs, params
 
 
-_bindings: OrderedDict = OrderedDict()  # SegmentKey -> _Binding, least recently used first
+# SegmentKey -> _Binding, oldest first (first in, first out: a dropped binding costs one canonical
+# lookup to make again, and a hit then costs one dictionary lookup, without reordering)
+_bindings: dict = {}
 
 
 def run_targets(targets: list[Node]):
@@ -281,7 +283,6 @@ def _run_segment(seg: pending.Segment, targets: list[Node]):
         key = pending.SegmentKey(seg, outs, mlir_backend.get_backend())
         bound = _bindings.get(key)
         if bound is not None:
-            _bindings.move_to_end(key)
             _stats["cache_hits"] += 1
     node = seg.node
     outputs = [node(p) for p in outs]
@@ -294,7 +295,7 @@ def _run_segment(seg: pending.Segment, targets: list[Node]):
             with _lock:                                        # value this key records as an op
                 _bindings[key.frozen()] = bound
                 while len(_bindings) > max_programs():
-                    _bindings.popitem(last=False)
+                    del _bindings[next(iter(_bindings))]
     prog = bound.prog
     inputs = [node(p) for p in bound.inputs]
     params = [node(p) for p in bound.params]
