@@ -151,13 +151,15 @@ class _Scope:
 
 
 class _KernelCodegen:
-    def __init__(self, module: ir.Module, kernel: L.Kernel, name: str) -> None:
+    def __init__(self, module: ir.Module, kernel: L.Kernel, name: str, params: tuple | None = None) -> None:
+        """`params`: the program scalar slots the kernel reads, in the order of its own params
+        array (a kernel compiled on its own, kernel_key.KernelKey); None: the program's array."""
         self.module = module
         self.kernel = kernel
-        # (buffers..., params, thread id, thread count)
-        args = [PTR] * (len(kernel.bufs) + 1) + [I64, I64]
-        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
-        self.fn.linkage = "internal"
+        self.param_index = None if params is None else {slot: i for i, slot in enumerate(params)}
+        self.fn = ir.Function(module, _KERNEL_TYPE(len(kernel.bufs)), name)
+        if params is None:
+            self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
         for a in self.fn.args[:len(kernel.bufs)]:
             a.add_attribute("noalias")
@@ -376,7 +378,8 @@ class _KernelCodegen:
         if isinstance(v, L.Const):
             return cg.const(v.value, v.dtype)
         if isinstance(v, L.Param):
-            slot = b.gep(self.params, [ir.Constant(I64, v.slot)], inbounds=True, source_etype=I64)
+            at = v.slot if self.param_index is None else self.param_index[v.slot]
+            slot = b.gep(self.params, [ir.Constant(I64, at)], inbounds=True, source_etype=I64)
             raw = b.load(slot, typ=I64)
             if v.dtype is float64:
                 return b.bitcast(raw, F64)
@@ -452,6 +455,35 @@ def _barrier(module: ir.Module) -> ir.Function:
     return fn
 
 
+def _KERNEL_TYPE(n_bufs: int) -> ir.FunctionType:
+    """void kernel(ptr buffers..., ptr params, i64 thread id, i64 thread count)"""
+    return ir.FunctionType(ir.VoidType(), [PTR] * (n_bufs + 1) + [I64, I64])
+
+
+def build_kernel_module(kernel: L.Kernel, key) -> ir.Module:
+    """A module defining one kernel as the external function `key.symbol`: compiled once per
+    distinct kernel (kernel_key.KernelKey) and linked into every program that calls it."""
+    module = ir.Module(name=key.symbol)
+    _KernelCodegen(module, kernel, key.symbol, key.params).build()
+    return module
+
+
+def build_entry_module(kernels: list, keys: list, name: str) -> ir.Module:
+    """The entry points of a program whose kernels are compiled apart (`build_kernel_module`):
+    the same two functions as `build_module`, calling each kernel with its buffers and a copy
+    of the scalars it reads, in its own order."""
+    module = ir.Module(name=name)
+    declared: dict[str, ir.Function] = {}
+    fns = []
+    for k, key in zip(kernels, keys):
+        fn = declared.get(key.symbol)
+        if fn is None:
+            fn = declared[key.symbol] = ir.Function(module, _KERNEL_TYPE(len(k.bufs)), key.symbol)
+        fns.append(fn)
+    _entry_points(module, kernels, fns, name, [key.params for key in keys])
+    return module
+
+
 def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
     """The LLVM module of a program, with two entry points:
 
@@ -461,11 +493,18 @@ def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
     """
     module = ir.Module(name=name)
     fns = [_KernelCodegen(module, k, f"{name}_{k.name}").build() for k in kernels]
+    _entry_points(module, kernels, fns, name, None)
+    return module
+
+
+def _entry_points(module: ir.Module, kernels: list, fns: list, name: str, params: list | None) -> None:
+    """`<name>_mt` and `<name>` calling `fns` in order; params[i]: the program scalar slots
+    kernel i reads in its own order (None: every kernel reads the program's array)."""
     barrier = _barrier(module)
     mt = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64, PTR]), name + "_mt")
     mt.attributes.add("nounwind")
     b = ir.IRBuilder(mt.append_basic_block("entry"))
-    bufs, params, tid, nthreads, state = mt.args
+    bufs, program_params, tid, nthreads, state = mt.args
     sense = b.alloca(I64, name="sense")
     b.store(ir.Constant(I64, 0), sense)
     parallel = b.icmp_signed(">", nthreads, ir.Constant(I64, 1))
@@ -477,7 +516,16 @@ def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
                 slot = b.gep(bufs, [ir.Constant(I64, buf.slot)], inbounds=True, source_etype=PTR)
                 loaded[buf.slot] = b.load(slot, typ=PTR)
             args.append(loaded[buf.slot])
-        b.call(fn, args + [params, tid, nthreads])
+        own = program_params
+        if params is not None and params[number]:  # the kernel's scalars, in its order
+            slots = params[number]
+            array = b.alloca(ir.ArrayType(I64, len(slots)))
+            own = b.inttoptr(b.ptrtoint(array, I64), PTR)  # opaque, like the arguments (LLVM folds it)
+            for i, slot in enumerate(slots):
+                at = b.gep(program_params, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64)
+                to = b.gep(own, [ir.Constant(I64, i)], inbounds=True, source_etype=I64)
+                b.store(b.load(at, typ=I64), to)
+        b.call(fn, args + [own, tid, nthreads])
         if number + 1 < len(kernels):  # the next kernel may read what this one wrote
             with b.if_then(parallel):
                 b.call(barrier, [state, nthreads, sense])
@@ -487,4 +535,3 @@ def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
     b = ir.IRBuilder(single.append_basic_block("entry"))
     b.call(mt, [*single.args, ir.Constant(I64, 0), ir.Constant(I64, 1), ir.Constant(PTR, None)])
     b.ret_void()
-    return module

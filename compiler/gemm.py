@@ -217,7 +217,6 @@ _AND = _AndOp()
 # more than a whole program, so the library is compiled once per process (and kept in the
 # disk cache, runtime/gemm_library.py) and linked into every program that calls it.
 
-LIBRARY_SYMBOLS = b"llgrad_gemm_"  # how a program's object code shows it needs the library
 
 
 def library_module(define: bool = True) -> ir.Module:

@@ -35,7 +35,7 @@ import threading
 import warnings
 from pathlib import Path
 
-_REQUEST = struct.Struct("<QQ")  # request id, IR length
+_REQUEST = struct.Struct("<QQB")  # request id, IR length, whether to optimize
 _REPLY = struct.Struct("<QBQ")  # request id, status, payload length
 
 
@@ -59,10 +59,10 @@ def _serve() -> None:
         head = stdin.read(_REQUEST.size)
         if len(head) < _REQUEST.size:
             return  # the parent closed the pipe: done
-        request, length = _REQUEST.unpack(head)
+        request, length, optimize = _REQUEST.unpack(head)
         text = stdin.read(length).decode()
         try:
-            status, payload = 0, engine.emit_object(engine.optimize(text))
+            status, payload = 0, engine.emit_object(engine.optimize(text) if optimize else engine.parse(text))
         except Exception as e:  # reported to the parent, which raises it there
             status, payload = 1, f"{type(e).__name__}: {e}".encode()
         stdout.write(_REPLY.pack(request, status, len(payload)) + payload)
@@ -101,12 +101,12 @@ class _Worker:
         self.requests = 0
         self.pid = os.getpid()  # a forked child must not talk on its parent's pipes
 
-    def compile(self, ir_text: str) -> bytes:
+    def compile(self, ir_text: str, optimize: bool = True) -> bytes:
         data = ir_text.encode()
         self.requests += 1
         request = self.requests
         try:
-            self.proc.stdin.write(_REQUEST.pack(request, len(data)) + data)
+            self.proc.stdin.write(_REQUEST.pack(request, len(data), optimize) + data)
             self.proc.stdin.flush()
             head = self.proc.stdout.read(_REPLY.size)
             if len(head) < _REPLY.size:
@@ -166,25 +166,26 @@ def _use_helper() -> bool:
     return _in_process >= config.get("LLGRAD_INPROCESS_COMPILES")
 
 
-def compile_object(ir_text: str) -> bytes:
-    """Optimize LLVM IR (text) with the O3 pipeline for this CPU and emit object code."""
+def compile_object(ir_text: str, optimize: bool = True) -> bytes:
+    """Object code for this CPU from LLVM IR (text), optimized by the O3 pipeline first unless
+    `optimize` is False (glue code such as a program's entry, which only calls its kernels)."""
     global _in_process
     from .jit import jit
 
     if _use_helper():
         try:
-            return _compile_in_helper(ir_text, jit())
+            return _compile_in_helper(ir_text, jit(), optimize)
         except WorkerError as e:
             _give_up(e)
     engine = jit()
-    obj = engine.emit_object(engine.optimize(ir_text))
+    obj = engine.emit_object(engine.optimize(ir_text) if optimize else engine.parse(ir_text))
     with _lock:
         _in_process += 1
         _counts["in_process"] += 1
     return obj
 
 
-def _compile_in_helper(ir_text: str, engine) -> bytes:
+def _compile_in_helper(ir_text: str, engine, optimize: bool = True) -> bytes:
     global _worker
     with _lock:  # one request at a time on the pipe; LLVM would serialize them anyway
         if _worker is not None and _worker.pid != os.getpid():
@@ -193,7 +194,7 @@ def _compile_in_helper(ir_text: str, engine) -> bytes:
             _worker = _Worker({"cpu": engine.cpu, "features": engine.features, "triple": engine.triple})
             _counts["helpers_started"] += 1
         try:
-            obj = _worker.compile(ir_text)
+            obj = _worker.compile(ir_text, optimize)
         except WorkerError:
             broken, _worker = _worker, None
             broken.close()

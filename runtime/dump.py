@@ -167,14 +167,9 @@ class _Renderer:
         if getattr(self.prog, "backend", "llgrad") != "llgrad":
             return None
         if self._ir is None:
-            from llgrad.compiler import codegen
+            from .program import program_ir
 
-            from .jit import jit
-
-            sched = self.schedule()
-            module = codegen.build_module(sched.kernels, len(sched.bufs), self.prog.name)
-            module.triple = jit().triple
-            self._ir = str(module)
+            self._ir = str(program_ir(self.schedule(), self.prog.name))
         return self._ir
 
     def body(self, stage: str) -> str | None:
@@ -202,7 +197,12 @@ class _Renderer:
         if stage == "llvm":
             return ir
         if self._optimized is None:
-            self._optimized = jit().optimize(ir)
+            if self.prog.llvm_ir is not None:  # one module (the MLIR backend's)
+                self._optimized = jit().optimize(ir)
+            else:  # each module optimized apart, as compiled
+                from .program import program_ir
+
+                self._optimized = program_ir(self.schedule(), self.prog.name, optimized=True)
         if stage == "llvm-opt":
             return str(self._optimized)
         if stage == "asm":

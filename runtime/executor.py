@@ -28,7 +28,7 @@ from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
 # (issue 5: debugging hooks, MLIR backend)
-from . import compile_log, config, diskcache, dump, forking, mlir_backend, pending
+from . import compile_log, config, diskcache, dump, forking, kernels, mlir_backend, pending
 from . import program as _program
 
 _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
@@ -60,6 +60,7 @@ def reset_stats() -> None:
 
 def clear_memory_cache() -> None:
     """Drop every program held in memory (their code is freed once no run uses them)."""
+    kernels.clear()
     with _lock:
         dropped = list(_programs.values())
         _programs.clear()

@@ -1,7 +1,7 @@
 """The GEMM library (micro-kernels and packing, compiler/gemm.py), compiled once per process.
 
 Its object code is kept in memory and in the disk cache like a program's, and linked into
-every program whose object code calls it (each program's JIT library gets its own copy of
+every program whose plan says it calls it (Plan.gemm) (each program's JIT library gets its own copy of
 the small object, so programs stay independent: freeing one never touches another).
 """
 
@@ -18,10 +18,6 @@ _object: list = [None]
 _lock = threading.Lock()
 forking.unlock_in_child(_lock)
 _KEY = ("llgrad-gemm-library", gemm.KC, gemm.MR)
-
-
-def needed_by(object_code: bytes) -> bool:
-    return gemm.LIBRARY_SYMBOLS in object_code
 
 
 def object_code() -> bytes:

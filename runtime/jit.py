@@ -18,7 +18,7 @@ _lock = threading.RLock()
 _jit: _JIT | None = None
 
 # What `optimize` does to a module, as text: part of the disk cache key.
-PIPELINE = "O3 loop-vectorize slp-vectorize"
+PIPELINE = "kernels apart: O3 loop-vectorize slp-vectorize; entry unoptimized"
 LINKS_PER_JIT = 512  # programs linked into one LLJIT before a fresh one takes over
 
 
@@ -39,9 +39,13 @@ class _JIT:
         self._links = 0
         self._names = itertools.count()
 
-    def optimize(self, ir_text: str) -> llvm.ModuleRef:
+    def parse(self, ir_text: str) -> llvm.ModuleRef:
         mod = llvm.parse_assembly(ir_text)
         mod.verify()
+        return mod
+
+    def optimize(self, ir_text: str) -> llvm.ModuleRef:
+        mod = self.parse(ir_text)
         pto = llvm.create_pipeline_tuning_options(speed_level=3)
         pto.loop_vectorization = True
         pto.slp_vectorization = True  # off by default
@@ -55,18 +59,12 @@ class _JIT:
     def emit_assembly(self, mod: llvm.ModuleRef) -> str:
         return self.tm.emit_assembly(mod)
 
-    def load(self, obj: bytes, symbol: str) -> tuple[int, object]:
-        """Link object code; return the symbol's address and the tracker keeping it alive."""
-        addrs, tracker = self.load_many(obj, [symbol])
-        return addrs[symbol], tracker
-
-    def load_many(self, obj: bytes, symbols: list[str]) -> tuple[dict, object]:
-        """Like `load`, for several exported symbols: ({symbol: address}, tracker)."""
+    def load_many(self, obj: bytes, symbols: list[str], libraries: list[bytes] = ()) -> tuple[dict, object]:
+        """Link object code with the objects it calls (`libraries`: kernels, the GEMM library)
+        into a JIT library of its own; ({exported symbol: address}, the tracker keeping it)."""
         builder = llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
-        from . import gemm_library
-
-        if gemm_library.needed_by(obj):  # linked into this program's own JIT library
-            builder.add_object_img(gemm_library.object_code())
+        for lib in libraries:
+            builder.add_object_img(lib)
         for s in symbols:
             builder.export_symbol(s)
         tracker = self._link(builder)

@@ -39,9 +39,14 @@ class Plan:
     # iterations, which decide whether a run is worth splitting across threads.
     threaded: bool = False
     work: int = 0
+    # What the entry's object code links against: the kernels' own objects (by symbol, in the
+    # kernel cache, runtime/kernels.py) and whether the GEMM library is needed.
+    kernel_objects: tuple[str, ...] = ()
+    gemm: bool = False
 
     @classmethod
-    def from_schedule(cls, schedule: Schedule, symbol: str) -> Plan:
+    def from_schedule(cls, schedule: Schedule, symbol: str, kernel_objects: tuple = (),
+                      gemm: bool = False) -> Plan:
         return cls(
             symbol=symbol,
             bufs=tuple(BufSpec(b.slot, tuple(b.shape), b.dtype.name, b.role) for b in schedule.bufs),
@@ -51,6 +56,8 @@ class Plan:
             kernel_text="\n\n".join(L.format_kernel(k) for k in schedule.kernels),
             threaded=True,
             work=sum(L.iterations(k) for k in schedule.kernels),
+            kernel_objects=tuple(kernel_objects),
+            gemm=gemm,
         )
 
     def to_json(self) -> dict:
@@ -63,6 +70,8 @@ class Plan:
             "kernel_text": self.kernel_text,
             "threaded": self.threaded,
             "work": self.work,
+            "kernel_objects": list(self.kernel_objects),
+            "gemm": self.gemm,
         }
 
     @classmethod
@@ -94,9 +103,12 @@ class Plan:
             threaded, work = data.get("threaded", False), data.get("work", 0)
             if not isinstance(threaded, bool) or not _is_int(work) or work < 0:
                 raise ValueError("bad threading info")
+            linked, gemm = tuple(data.get("kernel_objects", ())), data.get("gemm", False)
+            if not all(isinstance(k, str) and k.isidentifier() for k in linked) or not isinstance(gemm, bool):
+                raise ValueError("bad link list")
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed plan: {e!r}") from None
-        return cls(symbol, tuple(bufs), outputs, floats, kernels, text, threaded, work)
+        return cls(symbol, tuple(bufs), outputs, floats, kernels, text, threaded, work, linked, gemm)
 
     def schedule(self) -> Schedule:
         """A schedule holding this plan's buffer table; kernels appear by name only.

@@ -21,8 +21,10 @@ import time
 
 import numpy as np
 from llgrad.compiler import codegen
+from llgrad.compiler.kernel_key import kernel_key
 from llgrad.compiler.schedule import Schedule
 
+from . import gemm_library, kernels
 from .buffer import POOL_MIN_BYTES, Arena, Buffer, arena_layout
 from .compile_worker import compile_object
 from .jit import jit
@@ -40,7 +42,7 @@ class Program:
 
     def __init__(self, plan: Plan, object_code: bytes, *, schedule: Schedule | None = None,
                  llvm_ir: str | None = None, compile_seconds: float = 0.0,
-                 origin: str = "compiled") -> None:
+                 origin: str = "compiled", kernel_objects: dict | None = None) -> None:
         start = time.perf_counter()
         self.name = plan.symbol
         self.plan = plan
@@ -51,13 +53,14 @@ class Program:
         # The loop IR when compiled here; from disk, the buffer table and kernel names only.
         self.schedule = schedule if schedule is not None else plan.schedule()
         self.stages = {"kernels": plan.kernel_text}  # text of each compiler stage, for dumps
+        libraries = _libraries(plan, kernel_objects or {})
         if plan.threaded:
-            addrs, self._tracker = jit().load_many(object_code, [plan.symbol, plan.symbol + "_mt"])
+            addrs, self._tracker = jit().load_many(object_code, [plan.symbol, plan.symbol + "_mt"], libraries)
             self._fn = _ENTRY(addrs[plan.symbol])
             self._fn_mt = _ENTRY_MT(addrs[plan.symbol + "_mt"]) if plan.work >= PARALLEL_MIN_WORK else None
         else:
-            addr, self._tracker = jit().load(object_code, plan.symbol)
-            self._fn, self._fn_mt = _ENTRY(addr), None
+            addrs, self._tracker = jit().load_many(object_code, [plan.symbol], libraries)
+            self._fn, self._fn_mt = _ENTRY(addrs[plan.symbol]), None
         self._n_bufs = len(plan.bufs)
         fresh = [(b.slot, b.shape, np.dtype(b.dtype)) for b in plan.bufs if b.role != "in"]
         small = [f for f in fresh if math.prod(f[1]) * f[2].itemsize < POOL_MIN_BYTES]
@@ -75,11 +78,13 @@ class Program:
         return self.schedule.kernels
 
     def optimized_module(self):
-        """The optimized LLVM module (re-optimized from `llvm_ir` on demand: debugging only)."""
-        if self.llvm_ir is None:
-            raise ValueError(f"{self.name} was loaded from the disk cache: its LLVM IR is not kept; "
+        """The optimized LLVM module (re-built and re-optimized on demand: debugging only)."""
+        if self.llvm_ir is not None:  # (a program of the MLIR backend: one module)
+            return jit().optimize(self.llvm_ir)
+        if not all(k.body for k in self.schedule.kernels):
+            raise ValueError(f"{self.name} was loaded from the disk cache: its loop IR is not kept; "
                              "run with LLGRAD_CACHE=0 to see it")
-        return jit().optimize(self.llvm_ir)
+        return program_ir(self.schedule, self.name, optimized=True)
 
     def assembly(self) -> str:
         return jit().emit_assembly(self.optimized_module())
@@ -105,18 +110,58 @@ class Program:
         return [table[slot] if slot >= 0 else None for slot in self._outputs]
 
 
+def _libraries(plan: Plan, kernel_objects: dict) -> list[bytes]:
+    """The object code the program's entry calls: its kernels, and the GEMM library."""
+    found = []
+    for symbol in plan.kernel_objects:
+        obj = kernel_objects.get(symbol) or kernels.cached(symbol)
+        if obj is None:  # (a disk-cached program whose kernel left the cache: compiled again)
+            raise RuntimeError(f"llgrad: the kernel {symbol} of {plan.symbol} is not in the kernel cache")
+        found.append(obj)
+    if plan.gemm:
+        found.append(gemm_library.object_code())
+    return found
+
+
+def program_ir(schedule: Schedule, name: str, optimized: bool = False):
+    """The LLVM IR of a program as it is compiled (its entry module, and each distinct kernel's
+    module, each optimized on its own when `optimized`), linked into one module for reading."""
+    import llvmlite.binding as llvm
+
+    keys = [kernel_key(k) for k in schedule.kernels]
+    texts = {name: codegen.build_entry_module(schedule.kernels, keys, name)}
+    for k, key in zip(schedule.kernels, keys):
+        if key.symbol not in texts:
+            texts[key.symbol] = codegen.build_kernel_module(k, key)
+    modules = []
+    for i, module in enumerate(texts.values()):
+        module.triple = jit().triple
+        optimize = optimized and i > 0  # kernels are optimized; the entry, glue, is not
+        modules.append(jit().optimize(str(module)) if optimize else llvm.parse_assembly(str(module)))
+    whole = modules[0]
+    for m in modules[1:]:
+        whole.link_in(m)
+    return whole
+
+
 def build(schedule: Schedule, name: str) -> Program:
-    """Lower a schedule to LLVM, optimize, and JIT it."""
+    """Lower a schedule to LLVM and JIT it: each distinct kernel compiled once (kernels.py), the
+    entry point that calls them compiled for this program."""
     start = time.perf_counter()
-    module = codegen.build_module(schedule.kernels, len(schedule.bufs), name)
+    keys = [kernel_key(k) for k in schedule.kernels]
+    objects = {}
+    for k, key in zip(schedule.kernels, keys):
+        if key.symbol not in objects:
+            objects[key.symbol] = kernels.object_for(k, key)
+    module = codegen.build_entry_module(schedule.kernels, keys, name)
     module.triple = jit().triple
     text = str(module)
-    obj = compile_object(text)  # here, or in a helper process once this one compiled many
+    obj = compile_object(text, optimize=False)  # glue: the optimizer would only cost (3 s at 250 calls)
     seconds = time.perf_counter() - start
-    plan = Plan.from_schedule(schedule, name)
+    plan = Plan.from_schedule(schedule, name, tuple(objects), any(key.uses_gemm for key in keys))
     # The graph's nodes are dropped: a cached program must not keep the user's tensors alive.
     kept = dataclasses.replace(schedule, inputs=[], params=[])
-    return Program(plan, obj, schedule=kept, llvm_ir=text, compile_seconds=seconds)
+    return Program(plan, obj, schedule=kept, llvm_ir=None, compile_seconds=seconds, kernel_objects=objects)
 
 
 def load(plan: Plan, object_code: bytes) -> Program:

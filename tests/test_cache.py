@@ -45,7 +45,17 @@ def expected(n: int = 6, scale: float = 0.5) -> float:
 
 
 def entries(root) -> list:
-    return sorted(root.glob("*.llgc"))
+    """The programs' entries (each program's kernels have entries of their own: kernel_entries)."""
+    return [p for p in sorted(root.glob("*.llgc")) if not _is_kernel(p)]
+
+
+def kernel_entries(root) -> list:
+    return [p for p in sorted(root.glob("*.llgc")) if _is_kernel(p)]
+
+
+def _is_kernel(path) -> bool:
+    header, _ = diskcache._unpack(path.read_bytes())
+    return header["key"].startswith("llgrad-kernel ")
 
 
 def counts(before: dict) -> dict:
@@ -263,20 +273,23 @@ def test_read_only_directory_loads_and_compiles_quietly(cache_dir, monkeypatch):
 
 
 def test_size_bound_evicts_least_recently_used(cache_dir, monkeypatch):
-    made = []
+    made = []  # per graph: its program's entry and its kernel's (each shape its own kernel)
     for n in (3, 4, 5):
         run_fresh(n)
-        made.append(next(e for e in entries(cache_dir) if e not in made))
-    for age, entry in enumerate(made):  # made[0] oldest ...
-        os.utime(entry, (1000.0 + age, 1000.0 + age))
+        made.append({e for e in cache_dir.glob("*.llgc") if not any(e in m for m in made)})
+    assert all(len(m) == 2 for m in made)
+    for age, files in enumerate(made):  # made[0] oldest ...
+        for entry in files:
+            os.utime(entry, (1000.0 + age, 1000.0 + age))
     _, c = run_fresh(3)  # ... but used now
     assert c["disk_loads"] == 1
-    size = max(e.stat().st_size for e in made)
+    size = max(sum(e.stat().st_size for e in m) for m in made)
     monkeypatch.setenv("LLGRAD_CACHE_MAX_MB", str(2.5 * size / (1 << 20)))
     run_fresh(6)
-    left = entries(cache_dir)
-    assert made[0] in left and made[1] not in left and made[2] not in left
-    assert len(left) == 2 and sum(e.stat().st_size for e in left) <= 2.5 * size
+    left = set(cache_dir.glob("*.llgc"))
+    assert made[0] <= left and not made[1] & left  # the oldest went first, the one just used stayed
+    assert len(left - made[0] - made[2]) == 2  # the new program and its kernel
+    assert sum(e.stat().st_size for e in left) <= 2.5 * size
 
 
 # -- across processes ----------------------------------------------------------------------
@@ -368,9 +381,10 @@ def test_cache_command_line_info_and_clear(tmp_path):
     cli = [sys.executable, "-m", "llgrad.cache"]
     info = subprocess.run(cli + ["info"], env=_child_env(root), capture_output=True, text=True)
     assert info.returncode == 0, info.stderr
-    assert str(root) in info.stdout and "entries:   1 " in info.stdout and "state:     on" in info.stdout
+    # one program and its kernel
+    assert str(root) in info.stdout and "entries:   2 " in info.stdout and "state:     on" in info.stdout
     cleared = subprocess.run(cli + ["clear"], env=_child_env(root), capture_output=True, text=True)
-    assert cleared.returncode == 0 and "removed 1 entries" in cleared.stdout
+    assert cleared.returncode == 0 and "removed 2 entries" in cleared.stdout
     assert entries(root) == []
     off = subprocess.run(cli + ["info"], env=_child_env(root, LLGRAD_CACHE="0"), capture_output=True,
                          text=True)

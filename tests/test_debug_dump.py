@@ -19,7 +19,7 @@ STAGE_MARKERS = {
     "backward": ["func.func @backward(", "llgrad.backward"],
     "optimized": ["func.func @llgrad_", "linalg.generic"],
     "kernels": ["scf.for", "memref.load", "memref<"],
-    "llvm": ["define void @\"llgrad_", "ptr noalias"],
+    "llvm": ["define void @llgrad_", "define void @llk_", "ptr noalias"],  # entry, kernels
     "llvm-opt": ["define ", " x float>"],  # vectorized
     "asm": ["\t.globl\tllgrad_", "ret"],
 }

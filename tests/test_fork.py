@@ -108,10 +108,10 @@ def test_child_forked_while_a_thread_compiles_the_same_graph(started_pool, monke
     entered = threading.Event()
     compile_object = program_module.compile_object
 
-    def slow_compile(ir_text):
+    def slow_compile(ir_text, **options):
         entered.set()
         time.sleep(0.3)
-        return compile_object(ir_text)
+        return compile_object(ir_text, **options)
 
     monkeypatch.setattr(program_module, "compile_object", slow_compile)
 

@@ -254,7 +254,7 @@ def _stage_targets():
     return {
         "recording": (pending.Segment, "record"),
         "scheduling": (executor, "schedule"),
-        "codegen": (codegen, "build_module"),
+        "codegen": (codegen, "build_kernel_module"),
         "LLVM optimization": (jit._JIT, "optimize"),
         "LLVM code emission": (jit._JIT, "emit_object"),
         "link": (jit._JIT, "load_many"),

@@ -38,7 +38,7 @@ def matmul_value() -> np.ndarray:
     a, b = np.arange(48.0 * 40).reshape(48, 40) / 1e3, np.arange(40.0 * 36).reshape(40, 36) / 1e3
     got = (llgrad.tensor(a) @ llgrad.tensor(b)).numpy()
     np.testing.assert_allclose(got, a @ b)
-    assert gemm_library.needed_by(executor.last_program().object_code)  # large enough for the library
+    assert executor.last_program().plan.gemm  # large enough for the library
     return got
 
 
@@ -66,7 +66,7 @@ def test_a_reply_to_another_request_is_refused(monkeypatch):
     worker = compile_worker._worker
     # A request whose reply nobody reads: the next reply in the pipe answers it, not ours.
     stray = b"; an empty module\n"
-    worker.proc.stdin.write(compile_worker._REQUEST.pack(10**6, len(stray)) + stray)
+    worker.proc.stdin.write(compile_worker._REQUEST.pack(10**6, len(stray), True) + stray)
     with pytest.warns(RuntimeWarning, match="answered request 1000000"):
         value = (llgrad.arange(4.0).sin() * 3).sum().item()
     assert value == pytest.approx(float((np.sin(np.arange(4.0)) * 3).sum()), rel=1e-6)
@@ -84,8 +84,13 @@ def small_graph() -> float:
 SMALL_WANT = float((np.tanh(np.arange(6.0) * 0.5 + 1) * np.arange(6.0)).sum())
 
 
-def entry_path(root):
-    (path,) = root.glob("*.llgc")
+def entry_path(root, kind: str):
+    """The disk cache entry of the program ("program") or of its one kernel ("kernel")."""
+    def is_kernel(p) -> bool:
+        return diskcache._unpack(p.read_bytes())[0]["key"].startswith("llgrad-kernel ")
+
+    found = [p for p in root.glob("*.llgc") if is_kernel(p) == (kind == "kernel")]
+    (path,) = found
     return path
 
 
@@ -112,9 +117,10 @@ def compute_with_timeout(fn, seconds: float, unblock):
 
 
 @pytest.mark.filterwarnings("ignore::llgrad.runtime.diskcache.CacheWarning")
-def test_a_fifo_in_place_of_an_entry_is_a_miss_not_a_hang(cache_dir):
+@pytest.mark.parametrize("kind", ["program", "kernel"])
+def test_a_fifo_in_place_of_an_entry_is_a_miss_not_a_hang(cache_dir, kind):
     assert small_graph() == pytest.approx(SMALL_WANT, rel=1e-6)
-    path = entry_path(cache_dir)
+    path = entry_path(cache_dir, kind)
     path.unlink()
     os.mkfifo(path, 0o600)
     executor.clear_memory_cache()
@@ -127,9 +133,10 @@ def test_a_fifo_in_place_of_an_entry_is_a_miss_not_a_hang(cache_dir):
     assert value == pytest.approx(SMALL_WANT, rel=1e-6)
 
 
-def test_a_directory_in_place_of_an_entry_is_a_miss(cache_dir):
+@pytest.mark.parametrize("kind", ["program", "kernel"])
+def test_a_directory_in_place_of_an_entry_is_a_miss(cache_dir, kind):
     assert small_graph() == pytest.approx(SMALL_WANT, rel=1e-6)
-    path = entry_path(cache_dir)
+    path = entry_path(cache_dir, kind)
     path.unlink()
     path.mkdir(mode=0o700)
     for _ in range(2):  # it raised IsADirectoryError out of every computation of this program
