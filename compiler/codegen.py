@@ -157,6 +157,7 @@ class _KernelCodegen:
         self.module = module
         self.kernel = kernel
         self.param_index = None if params is None else {slot: i for i, slot in enumerate(params)}
+        self.offsets = {}  # id(buf) -> the constant its caller already added to its address
         self.fn = ir.Function(module, _KERNEL_TYPE(len(kernel.bufs)), name)
         if params is None:
             self.fn.linkage = "internal"
@@ -252,7 +253,8 @@ class _KernelCodegen:
                     term = self.b.mul(term, ir.Constant(I64, stride))
                 flat = self.b.add(flat, term)
         else:
-            flat = self.index(index)
+            shift = self.offsets.get(id(buf))
+            flat = self.index(index if not shift else index + -shift)
         if guard is not None:
             flat = self.b.select(self.value(guard), flat, ir.Constant(I64, 0))
         return self.b.gep(self.ptr[id(buf)], [flat], inbounds=True, source_etype=_MEM[buf.dtype.name])
@@ -456,82 +458,143 @@ def _barrier(module: ir.Module) -> ir.Function:
 
 
 def _KERNEL_TYPE(n_bufs: int) -> ir.FunctionType:
-    """void kernel(ptr buffers..., ptr params, i64 thread id, i64 thread count)"""
+    """void body(ptr noalias buffers..., ptr params, i64 thread id, i64 thread count)"""
     return ir.FunctionType(ir.VoidType(), [PTR] * (n_bufs + 1) + [I64, I64])
 
 
+# What a program's entry calls: void kernel(ptr buffer pointers, ptr params, i64 tid, i64 threads)
+_CALLED = ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64])
+
+
 def build_kernel_module(kernel: L.Kernel, key) -> ir.Module:
-    """A module defining one kernel as the external function `key.symbol`: compiled once per
-    distinct kernel (kernel_key.KernelKey) and linked into every program that calls it."""
+    """A module defining one kernel as the external function `key.symbol`, compiled once per
+    distinct kernel (kernel_key.KernelKey) and linked into every program that calls it.
+
+    Its body takes each buffer as a `noalias` argument (what lets its loops vectorize without
+    overlap checks); `key.symbol` takes them as an array, so that every kernel is called alike
+    from a program's table (build_entry_module), and the body is inlined into it (LLVM keeps
+    the no-alias facts as scopes)."""
     module = ir.Module(name=key.symbol)
-    _KernelCodegen(module, kernel, key.symbol, key.params).build()
+    kcg = _KernelCodegen(module, kernel, key.symbol + ".body", key.params)
+    kcg.offsets = {id(b): c for b, c in zip(kernel.bufs, key.offsets) if c}
+    body = kcg.build()
+    body.linkage = "internal"
+    fn = ir.Function(module, _CALLED, key.symbol)
+    fn.attributes.add("nounwind")
+    args, params, tid, nthreads = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ptrs = [b.load(b.gep(args, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR), typ=PTR)
+            for i in range(len(kernel.bufs))]
+    b.call(body, ptrs + [params, tid, nthreads])
+    b.ret_void()
     return module
 
 
 def build_entry_module(kernels: list, keys: list, name: str) -> ir.Module:
-    """The entry points of a program whose kernels are compiled apart (`build_kernel_module`):
-    the same two functions as `build_module`, calling each kernel with its buffers and a copy
-    of the scalars it reads, in its own order."""
-    module = ir.Module(name=name)
-    declared: dict[str, ir.Function] = {}
-    fns = []
-    for k, key in zip(kernels, keys):
-        fn = declared.get(key.symbol)
-        if fn is None:
-            fn = declared[key.symbol] = ir.Function(module, _KERNEL_TYPE(len(k.bufs)), key.symbol)
-        fns.append(fn)
-    _entry_points(module, kernels, fns, name, [key.params for key in keys])
-    return module
-
-
-def build_module(kernels: list, n_bufs: int, name: str) -> ir.Module:
-    """The LLVM module of a program, with two entry points:
+    """The entry points of a program, which call its kernels (each compiled apart:
+    `build_kernel_module`) in order from a table:
 
     `void <name>_mt(ptr bufs, ptr params, i64 tid, i64 nthreads, ptr barrier)`, run by every
     thread with its id (kernels split their outer loops; a barrier separates kernels), and
     `void <name>(ptr bufs, ptr params)`, the same on one thread.
-    """
+
+    The table is constant data: per call the kernel's address, for each of its buffers the
+    program slot and a constant byte offset (kernel_key), and the program scalars it reads in
+    its own order. The code is one loop, the same size for 3 kernels or 3,000: a deep net's
+    entry compiles in milliseconds."""
     module = ir.Module(name=name)
-    fns = [_KernelCodegen(module, k, f"{name}_{k.name}").build() for k in kernels]
-    _entry_points(module, kernels, fns, name, None)
-    return module
+    distinct: dict[str, int] = {}  # kernel symbol -> its number among the program's distinct kernels
+    which, arg_slots, arg_bytes, par_slots, arg_start, par_start = [], [], [], [], [0], [0]
+    for k, key in zip(kernels, keys):
+        which.append(distinct.setdefault(key.symbol, len(distinct)))
+        for buf, shift in zip(k.bufs, key.offsets):
+            arg_slots.append(buf.slot)
+            arg_bytes.append(shift * buf.dtype.itemsize)
+        arg_start.append(len(arg_slots))
+        par_slots.extend(key.params)
+        par_start.append(len(par_slots))
 
+    def table(name_: str, values: list, etype) -> ir.GlobalVariable:
+        ty = ir.ArrayType(etype, max(len(values), 1))
+        g = ir.GlobalVariable(module, ty, f"{name}.{name_}")
+        g.initializer = ir.Constant(ty, list(values) or [ir.Constant(etype, None if etype is PTR else 0)])
+        g.global_constant = True
+        g.linkage = "internal"
+        return g
 
-def _entry_points(module: ir.Module, kernels: list, fns: list, name: str, params: list | None) -> None:
-    """`<name>_mt` and `<name>` calling `fns` in order; params[i]: the program scalar slots
-    kernel i reads in its own order (None: every kernel reads the program's array)."""
+    t_fn, t_slot, t_byte = (table("which", which, I64), table("slots", arg_slots, I64),
+                            table("bytes", arg_bytes, I64))
+    fns = [ir.Function(module, _CALLED, symbol) for symbol in distinct]
+    t_par, t_astart, t_pstart = table("params", par_slots, I64), table("args", arg_start, I64), \
+        table("pars", par_start, I64)
+    most_args = max([len(k.bufs) for k in kernels], default=0)
+    most_pars = max([len(key.params) for key in keys], default=0)
+
     barrier = _barrier(module)
     mt = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64, PTR]), name + "_mt")
     mt.attributes.add("nounwind")
-    b = ir.IRBuilder(mt.append_basic_block("entry"))
     bufs, program_params, tid, nthreads, state = mt.args
+    b = ir.IRBuilder(mt.append_basic_block("entry"))
     sense = b.alloca(I64, name="sense")
     b.store(ir.Constant(I64, 0), sense)
-    parallel = b.icmp_signed(">", nthreads, ir.Constant(I64, 1))
-    loaded: dict[int, ir.Value] = {}
-    for number, (k, fn) in enumerate(zip(kernels, fns)):
-        args = []
-        for buf in k.bufs:
-            if buf.slot not in loaded:
-                slot = b.gep(bufs, [ir.Constant(I64, buf.slot)], inbounds=True, source_etype=PTR)
-                loaded[buf.slot] = b.load(slot, typ=PTR)
-            args.append(loaded[buf.slot])
-        own = program_params
-        if params is not None and params[number]:  # the kernel's scalars, in its order
-            slots = params[number]
-            array = b.alloca(ir.ArrayType(I64, len(slots)))
-            own = b.inttoptr(b.ptrtoint(array, I64), PTR)  # opaque, like the arguments (LLVM folds it)
-            for i, slot in enumerate(slots):
-                at = b.gep(program_params, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64)
-                to = b.gep(own, [ir.Constant(I64, i)], inbounds=True, source_etype=I64)
-                b.store(b.load(at, typ=I64), to)
-        b.call(fn, args + [own, tid, nthreads])
-        if number + 1 < len(kernels):  # the next kernel may read what this one wrote
-            with b.if_then(parallel):
-                b.call(barrier, [state, nthreads, sense])
+    args = b.inttoptr(b.ptrtoint(b.alloca(ir.ArrayType(PTR, max(most_args, 1))), I64), PTR)
+    pars = b.inttoptr(b.ptrtoint(b.alloca(ir.ArrayType(I64, max(most_pars, 1))), I64), PTR)
+
+    def at(g, index, etype=I64):
+        where = b.gep(g, [ir.Constant(I64, 0), index], inbounds=True, source_etype=g.value_type)
+        return b.load(where, typ=etype)
+
+    def counted(lo, hi, body) -> None:
+        """for (j = lo; j < hi; j++) body(j)"""
+        head, loop, done = (mt.append_basic_block(x) for x in ("head", "loop", "done"))
+        start = b.block
+        b.branch(head)
+        b.position_at_end(head)
+        j = b.phi(I64)
+        j.add_incoming(lo, start)
+        b.cbranch(b.icmp_signed("<", j, hi), loop, done)
+        b.position_at_end(loop)
+        body(j)
+        j.add_incoming(b.add(j, ir.Constant(I64, 1)), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def call(i) -> None:
+        a0, a1 = at(t_astart, i), at(t_astart, b.add(i, ir.Constant(I64, 1)))
+
+        def arg(j):
+            buf = b.load(b.gep(bufs, [at(t_slot, j)], inbounds=True, source_etype=PTR), typ=PTR)
+            shifted = b.gep(buf, [at(t_byte, j)], source_etype=ir.IntType(8))
+            b.store(shifted, b.gep(args, [b.sub(j, a0)], inbounds=True, source_etype=PTR))
+
+        counted(a0, a1, arg)
+        p0, p1 = at(t_pstart, i), at(t_pstart, b.add(i, ir.Constant(I64, 1)))
+
+        def par(j):
+            value = b.load(b.gep(program_params, [at(t_par, j)], inbounds=True, source_etype=I64), typ=I64)
+            b.store(value, b.gep(pars, [b.sub(j, p0)], inbounds=True, source_etype=I64))
+
+        counted(p0, p1, par)
+        # a direct call of the kernel this row names (a switch over the distinct kernels)
+        after = mt.append_basic_block("called")
+        cases = [mt.append_basic_block(f"call.{n}") for n in range(len(fns))]
+        switch = b.switch(at(t_fn, i), after)
+        for n, (case, fn) in enumerate(zip(cases, fns)):
+            switch.add_case(ir.Constant(I64, n), case)
+            b.position_at_end(case)
+            b.call(fn, [args, pars, tid, nthreads])
+            b.branch(after)
+        b.position_at_end(after)
+        last = b.icmp_signed("==", b.add(i, ir.Constant(I64, 1)), ir.Constant(I64, len(kernels)))
+        # the next kernel may read what this one wrote
+        with b.if_then(b.and_(b.icmp_signed(">", nthreads, ir.Constant(I64, 1)), b.not_(last))):
+            b.call(barrier, [state, nthreads, sense])
+
+    counted(ir.Constant(I64, 0), ir.Constant(I64, len(kernels)), call)
     b.ret_void()
     single = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name)
     single.attributes.add("nounwind")
     b = ir.IRBuilder(single.append_basic_block("entry"))
     b.call(mt, [*single.args, ir.Constant(I64, 0), ir.Constant(I64, 1), ir.Constant(PTR, None)])
     b.ret_void()
+    return module

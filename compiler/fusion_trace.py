@@ -72,7 +72,11 @@ def refusal_text(why: str, details: dict, group_pos: int, name_of=lambda n: f"%{
 
 def group_nodes(sched, g) -> list:
     """The graph nodes a group computes: its stored values and everything inlined into them."""
-    members = [n for n in sched.order if n.id in g.role]
+    position = getattr(sched, "position", None)
+    if position is None:  # (a trace, not the scheduler itself: made once, kept)
+        position = sched.position = {n.id: i for i, n in enumerate(sched.order)}
+        sched.by_position = list(sched.order)
+    members = [sched.by_position[position[i]] for i in g.role if i in position]
     found: dict = {}
     stack = list(members)
     while stack:
@@ -86,7 +90,7 @@ def group_nodes(sched, g) -> list:
             if s.id in sched.mat and s.id not in g.role:
                 continue  # another kernel's value: read from memory
             stack.append(s)
-    return [n for n in sched.order if n.id in found]
+    return sorted(found.values(), key=lambda n: position[n.id])
 
 
 def kernel_name(g, nodes: list) -> str:

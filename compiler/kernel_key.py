@@ -25,30 +25,56 @@ _SKIP = {"name", "slot", "params"}
 
 
 class KernelKey:
-    """The key of a kernel, the program scalars it reads (in its local order), the symbol its
-    function is compiled under, and whether it calls the GEMM library."""
+    """The key of a kernel, the program scalars it reads (in its local order), the constant
+    element offset the caller adds to each buffer argument, the symbol its function is
+    compiled under, and whether it calls the GEMM library."""
 
-    __slots__ = ("key", "params", "symbol", "uses_gemm")
+    __slots__ = ("key", "params", "offsets", "symbol", "uses_gemm")
 
-    def __init__(self, key: tuple, params: tuple, uses_gemm: bool) -> None:
+    def __init__(self, key: tuple, params: tuple, offsets: tuple, uses_gemm: bool) -> None:
         self.key = key
         self.params = params
+        self.offsets = offsets
         self.uses_gemm = uses_gemm
         self.symbol = "llk_" + hashlib.sha1(repr(key).encode()).hexdigest()[:20]
 
 
 def kernel_key(kernel: L.Kernel) -> KernelKey:
+    """The kernel's key. A buffer read and written only at plain indices (no guard, no
+    run-time index) is keyed by its indices less their smallest constant, which the caller
+    adds to the buffer's address instead: `x[:, t]` of an unrolled loop, read at i * 17 + t,
+    is one kernel for every t."""
     numbers: dict[int, int] = {}  # id(shared object) -> its number (first-seen order)
-    bufs = {id(b): i for i, b in enumerate(list(kernel.bufs) + list(kernel.scratch))}
+    args = list(kernel.bufs) + list(kernel.scratch)
+    bufs = {id(b): i for i, b in enumerate(args)}
     params: dict[int, int] = {}  # program scalar slot -> local index
+    consts: list[list[int]] = [[] for _ in args]  # per buffer: the constants of its plain indices
+    pinned = {i for i, b in enumerate(args) if b.role == "stack"}  # read otherwise: no offset
     # The arguments' shapes, dtypes and roles; in the walk below a buffer is its position.
-    tokens: list = [(tuple(b.shape), b.dtype.name, b.role) for b in list(kernel.bufs) + list(kernel.scratch)]
+    tokens: list = [(tuple(b.shape), b.dtype.name, b.role) for b in args]
+    addresses: list[int] = []  # positions in `tokens` of plain indices, fixed up at the end
     uses_gemm = False
-    stack: list = [("fields", kernel)]
+    stack: list = []
+    for name, value in reversed(_fields(kernel)):
+        if name not in ("bufs", "scratch"):  # (the arguments: the header above)
+            stack.append(("value", value))
+            stack.append(("token", name))
     while stack:
         kind, obj = stack.pop()
         if kind == "token":
             tokens.append(obj)
+            continue
+        if kind == "access":  # a Load or Store: its buffer, its index
+            buf, index, plain = obj
+            i = bufs[id(buf)]
+            tokens.append(("buf", i))
+            if plain:
+                consts[i].append(index.const)
+                addresses.append(len(tokens))
+                tokens.append((i, index))
+            else:
+                pinned.add(i)
+                stack.append(("value", index))
             continue
         if kind == "fields":  # the object's own fields, in order
             for name, value in reversed(_fields(obj)):
@@ -76,7 +102,8 @@ def kernel_key(kernel: L.Kernel) -> KernelKey:
             tokens.append(("sym", x.key))
         elif isinstance(x, Var):
             tokens.append(("var", x.name, x.extent))
-        elif isinstance(x, L.Buf):
+        elif isinstance(x, L.Buf):  # read by something else than a plain Load or Store
+            pinned.add(bufs[id(x)])
             tokens.append(("buf", bufs[id(x)]))
         elif isinstance(x, L.Param):
             local = params.setdefault(x.slot, len(params))
@@ -88,8 +115,20 @@ def kernel_key(kernel: L.Kernel) -> KernelKey:
             if type(x).__module__.endswith("gemm"):
                 uses_gemm = True
             tokens.append(("obj", type(x).__name__))
-            stack.append(("fields", x))
-    return KernelKey(tuple(tokens), tuple(params), uses_gemm)
+            if isinstance(x, (L.Load, L.Store)):
+                rest = [(n, v) for n, v in _fields(x) if n not in ("buf", "index")]
+                for name, value in reversed(rest):
+                    stack.append(("value", value))
+                    stack.append(("token", name))
+                plain = isinstance(x.index, Sym) and getattr(x, "guard", None) is None
+                stack.append(("access", (x.buf, x.index, plain)))
+            else:
+                stack.append(("fields", x))
+    offsets = tuple(0 if i in pinned or not c else min(c) for i, c in enumerate(consts))
+    for at in addresses:
+        i, index = tokens[at]
+        tokens[at] = ("sym", (index + -offsets[i]).key)
+    return KernelKey(tuple(tokens), tuple(params), offsets[:len(kernel.bufs)], uses_gemm)
 
 
 _FIELDS: dict[type, tuple] = {}

@@ -49,6 +49,10 @@ class Group:
         self.domain, self.axes = domain, axes
         self.vars = tuple(Var(f"i{a}", n) for a, n in enumerate(domain))
         self.full = tuple(Sym.var(v) for v in self.vars)
+        # Elements of the whole domain and of one outer point: a node can only join a group
+        # one of them fits (place() would refuse the others, at a cost: see _Scheduler.assign)
+        self.numel = math.prod(domain)
+        self.outer_numel = math.prod(n for a, n in enumerate(domain) if a not in axes) if axes else None
 
     def only_stores(self) -> bool:
         return not self.axes and all(not p["reduce"] and not p["post"] for p in self.phases)
@@ -144,6 +148,7 @@ class _Scheduler:
         self.groups: list[Group] = []
         self.producer: dict[int, Group] = {}
         self.loaded: set[int] = set()  # materialized nodes some kernel reads from memory
+        self._reads: dict = {}  # (node id, index) -> what reads() found
 
     # -- what gets a buffer ----------------------------------------------------
     def _materialized(self, required: int) -> set:
@@ -182,7 +187,15 @@ class _Scheduler:
         return n.buffer is not None or n.id in self.mat
 
     def reads(self, node: Node, idx: tuple) -> list:
-        """Materialized values (node, index) that computing `node` at `idx` reads."""
+        """Materialized values (node, index) that computing `node` at `idx` reads (memoized:
+        groups of one domain share their indices, and what is materialized is fixed by now)."""
+        key = (node.id, idx)
+        found = self._reads.get(key)
+        if found is None:
+            found = self._reads[key] = self._walk_reads(node, idx)
+        return found
+
+    def _walk_reads(self, node: Node, idx: tuple) -> list:
         out, seen = [], set()
         stack = [(s, i) for s, i, _ in src_indices_or_none(node, idx)]
         while stack:
@@ -225,6 +238,7 @@ class _Scheduler:
                     self._add(g, m, *placed)
                     return
         self.mat.discard(m.id)
+        self._reads.clear()  # what is materialized changed
         if self.trace is not None:
             self.trace.dropped.append(m)
 
@@ -234,10 +248,15 @@ class _Scheduler:
             self._add(g, m, 0, "own", self.reads_own_loop(m))
             self.groups.append(g)
             return
+        reduce = m.op.kind == "reduce"
+        size = math.prod(m.srcs[0].shape if reduce else m.shape)
+        tracing = self.trace is not None  # (then every refusal is recorded, with its reason)
         for g in self.groups:
             if g.kind != "loop":
                 self._refuse(m, g, "own_loop", kind=g.kind)
                 continue
+            if not tracing and g.numel != size and (reduce or g.outer_numel != size):
+                continue  # no domain of this group fits m: place() would refuse it
             placed = self.place(m, g)
             if placed is not None:
                 self._add(g, m, *placed)

@@ -164,8 +164,22 @@ class Tensor:
             trace_state.value_needed(what)
         node = self._node
         if node.buffer is None:
+            base = self._storage.node.buffer
+            if self._view and base is not None:  # a view of a computed value: read in place
+                return self._strided(base.array)
             realize([node])
         return node.buffer.array
+
+    def _strided(self, base: np.ndarray) -> np.ndarray:
+        """This view's elements read through its strides from its base's memory (no program:
+        reading `idx[:, t]` to check its indices must not realize everything pending)."""
+        from .layout import contiguous_strides
+
+        shape = self._node.shape
+        strides, offset = self._layout or (contiguous_strides(shape), 0)
+        flat = base.reshape(-1)[offset:]
+        size = flat.itemsize
+        return np.lib.stride_tricks.as_strided(flat, shape, tuple(s * size for s in strides), writeable=False)
 
     # -- metadata -------------------------------------------------------------------
     @property

@@ -169,7 +169,6 @@ def _use_helper() -> bool:
 def compile_object(ir_text: str, optimize: bool = True) -> bytes:
     """Object code for this CPU from LLVM IR (text), optimized by the O3 pipeline first unless
     `optimize` is False (glue code such as a program's entry, which only calls its kernels)."""
-    global _in_process
     from .jit import jit
 
     if _use_helper():
@@ -177,7 +176,47 @@ def compile_object(ir_text: str, optimize: bool = True) -> bytes:
             return _compile_in_helper(ir_text, jit(), optimize)
         except WorkerError as e:
             _give_up(e)
+    return _compile_here(ir_text, jit(), optimize)
+
+
+def compile_objects(texts: list[str]) -> list[bytes]:
+    """Object code for several independent modules (a program's new kernels), on both cores:
+    a thread hands the helper process every other module, largest first, while this process
+    compiles the rest (LLVM takes one lock per process, so two processes are two compilers).
+    Sequential where that cannot be: one module, one core, this process out of its quota of
+    compiles (they then all go to the helper), or the helper failed before."""
+    from . import config, threads
+    from .jit import jit
+
+    parallel = (len(texts) >= 2 and threads.thread_count() >= 2 and not _broken and not _use_helper()
+                and config.get("LLGRAD_COMPILE_WORKER") != "never")
+    if not parallel:
+        return [compile_object(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    theirs = order[1::2]
+    results: list = [None] * len(texts)
     engine = jit()
+
+    def helper() -> None:
+        for i in theirs:
+            try:
+                results[i] = _compile_in_helper(texts[i], engine)
+            except Exception:  # the helper failed: this process compiles what is left
+                return
+
+    thread = threading.Thread(target=helper, name="llgrad-compile", daemon=True)
+    thread.start()
+    for i in order[0::2]:
+        results[i] = _compile_here(texts[i], engine, True)
+    thread.join()
+    for i in theirs:
+        if results[i] is None:
+            results[i] = _compile_here(texts[i], engine, True)
+    return results
+
+
+def _compile_here(ir_text: str, engine, optimize: bool) -> bytes:
+    global _in_process
     obj = engine.emit_object(engine.optimize(ir_text) if optimize else engine.parse(ir_text))
     with _lock:
         _in_process += 1

@@ -34,34 +34,54 @@ def stats() -> dict:
         return dict(_stats)
 
 
-def object_for(kernel, key: KernelKey) -> bytes:
-    """The object code of `kernel` (its function named key.symbol): from memory, the disk
-    cache, or compiled now with the full optimization pipeline."""
-    with _lock:
-        obj = _objects.get(key.symbol)
-        if obj is not None:
-            _objects.move_to_end(key.symbol)
-            _stats["reused"] += 1
-            return obj
+def objects_for(kernels: list, keys: list[KernelKey]) -> dict[str, bytes]:
+    """{symbol: object code} of each distinct kernel: from memory, the disk cache, or compiled
+    now with the full optimization pipeline (the new ones on both cores)."""
+    found: dict[str, bytes] = {}
+    missing: dict[str, tuple] = {}
     disk = diskcache.current()
-    text = _disk_key(key.symbol)
-    if disk is not None:
-        found = disk.get(text)
-        if found is not None:
-            if _defines(found[1], key.symbol):
-                return _remember(key.symbol, found[1], "from_disk")
-            disk.discard(text, f"it does not define the kernel {key.symbol}")
-    from . import compile_worker
-    from .jit import jit
+    for kernel, key in zip(kernels, keys):
+        symbol = key.symbol
+        if symbol in found or symbol in missing:
+            continue
+        with _lock:
+            obj = _objects.get(symbol)
+            if obj is not None:
+                _objects.move_to_end(symbol)
+                _stats["reused"] += 1
+        if obj is None and disk is not None:
+            obj = _from_disk(disk, symbol)
+        if obj is None:
+            missing[symbol] = (kernel, key)
+        else:
+            found[symbol] = obj
+    if missing:
+        from . import compile_worker
+        from .jit import jit
 
-    module = codegen.build_kernel_module(kernel, key)
-    module.triple = jit().triple
-    obj = compile_worker.compile_object(str(module))
-    if not _defines(obj, key.symbol):  # never stored, never linked
-        raise RuntimeError(f"llgrad: the kernel {key.symbol} was compiled without its function")
-    if disk is not None:
-        disk.put(text, Plan(key.symbol, (), (), ()), obj)
-    return _remember(key.symbol, obj, "compiled")
+        texts = []
+        for kernel, key in missing.values():
+            module = codegen.build_kernel_module(kernel, key)
+            module.triple = jit().triple
+            texts.append(str(module))
+        for symbol, obj in zip(missing, compile_worker.compile_objects(texts)):
+            if not _defines(obj, symbol):  # never stored, never linked
+                raise RuntimeError(f"llgrad: the kernel {symbol} was compiled without its function")
+            if disk is not None:
+                disk.put(_disk_key(symbol), Plan(symbol, (), (), ()), obj)
+            found[symbol] = _remember(symbol, obj, "compiled")
+    return found
+
+
+def _from_disk(disk, symbol: str) -> bytes | None:
+    text = _disk_key(symbol)
+    got = disk.get(text)
+    if got is None:
+        return None
+    if not _defines(got[1], symbol):
+        disk.discard(text, f"it does not define the kernel {symbol}")
+        return None
+    return _remember(symbol, got[1], "from_disk")
 
 
 def cached(symbol: str) -> bytes | None:
@@ -72,16 +92,7 @@ def cached(symbol: str) -> bytes | None:
             _objects.move_to_end(symbol)
             return obj
     disk = diskcache.current()
-    if disk is None:
-        return None
-    text = _disk_key(symbol)
-    found = disk.get(text)
-    if found is None:
-        return None
-    if not _defines(found[1], symbol):
-        disk.discard(text, f"it does not define the kernel {symbol}")
-        return None
-    return _remember(symbol, found[1], "from_disk")
+    return None if disk is None else _from_disk(disk, symbol)
 
 
 def _disk_key(symbol: str) -> str:

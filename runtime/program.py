@@ -149,10 +149,7 @@ def build(schedule: Schedule, name: str) -> Program:
     entry point that calls them compiled for this program."""
     start = time.perf_counter()
     keys = [kernel_key(k) for k in schedule.kernels]
-    objects = {}
-    for k, key in zip(schedule.kernels, keys):
-        if key.symbol not in objects:
-            objects[key.symbol] = kernels.object_for(k, key)
+    objects = kernels.objects_for(schedule.kernels, keys)
     module = codegen.build_entry_module(schedule.kernels, keys, name)
     module.triple = jit().triple
     text = str(module)
