@@ -35,20 +35,22 @@ _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recent
 _building: dict = {}  # canonical key -> Event set when the thread building it is done
 _lock = threading.RLock()
 _stats = {"compiles": 0, "disk_loads": 0, "cache_hits": 0, "evictions": 0, "runs": 0,
-          "compile_seconds": 0.0, "load_seconds": 0.0}
+          "compile_seconds": 0.0, "load_seconds": 0.0, "compiled_nodes": 0}
 _last: list = [None]  # the program that ran most recently (for debugging tools)
 
 
 def stats() -> dict:
     """Counters of this process.
 
-    compiles: programs compiled by LLVM (compile_seconds in total); disk_loads:
-    programs loaded from the disk cache instead (load_seconds); cache_hits:
-    graphs whose program was already in memory; evictions: programs dropped
-    from memory by the LRU bound; cached_programs: programs in memory now.
+    compiles: programs compiled by LLVM (compile_seconds in total; compiled_nodes: the graph
+    nodes of those programs); disk_loads: programs loaded from the disk cache instead
+    (load_seconds); cache_hits: graphs whose program was already in memory; evictions:
+    programs dropped from memory by the LRU bound; cached_programs: programs in memory now;
+    kernels: distinct kernels compiled, loaded from disk, and shared (runtime/kernels.py).
     """
     with _lock:
-        return dict(_stats, cached_programs=len(_programs), compile_reasons=compile_log.counts())
+        return dict(_stats, cached_programs=len(_programs), compile_reasons=compile_log.counts(),
+                    kernels=kernels.stats())
 
 
 def reset_stats() -> None:
@@ -143,12 +145,19 @@ def _lookup_or_build(outputs: list[Node], registered: list):
             if prog is not None:
                 _stats["compiles"] += 1
                 _stats["compile_seconds"] += prog.compile_seconds
+                _stats["compiled_nodes"] += _nodes(key)
                 evicted = _remember(key, prog)
             del _building[key]
         done.set()
     del evicted
     compile_log.on_program(key, prog, outputs, inputs, params, required)  # LLGRAD_LOG/DUMP, reasons
     return prog, inputs, params, outputs, required
+
+
+def _nodes(key) -> int:
+    """Graph nodes of a canonical key (mlir_backend.tag wraps the other backend's keys)."""
+    graph = key if mlir_backend.get_backend() == "llgrad" else key[0]
+    return len(graph[0])
 
 
 def _symbol(key) -> str:

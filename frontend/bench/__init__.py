@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import compile_times
 from .core import PEERS
 from .report import format_table, plot, write_json
 from .run import FULL, QUICK, run_suite
 from .workloads import WORKLOADS, common
 
 __all__ = ["main", "run_suite", "format_table", "WORKLOADS"]
+
+SECTIONS = [*WORKLOADS, "compile"]
 
 
 def _names(text: str, known, what: str, parser: argparse.ArgumentParser) -> list[str]:
@@ -35,8 +38,9 @@ def _names(text: str, known, what: str, parser: argparse.ArgumentParser) -> list
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llgrad-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(WORKLOADS),
-                        help=f"comma-separated workloads (default: all of {', '.join(WORKLOADS)})")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated workloads (default: all of {', '.join(SECTIONS)}; "
+                             "compile: first-step compile times in fresh processes)")
     parser.add_argument("--skip", default="", help=f"comma-separated peers to leave out: {', '.join(PEERS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes and few repetitions (for tests)")
     parser.add_argument("--seconds", type=float,
@@ -55,15 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the suite, print the table; exit status 1 when a side failed its correctness check."""
     parser = _parser()
     args = parser.parse_args(argv)
-    names = _names(args.only, WORKLOADS, "workload", parser)
+    names = _names(args.only, SECTIONS, "workload", parser)
+    compile_section = "compile" in names
+    names = [n for n in names if n != "compile"]
     skip = set(_names(args.skip, PEERS, "peer", parser))
     common.USE_FUNCTIONAL = not args.llgrad_composite
     budget = QUICK if args.quick else FULL
     if args.seconds is not None:
         budget = type(budget)(**{**vars(budget), "seconds": args.seconds})
-    run = run_suite(names, args.quick, skip, budget, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                    warm_cache=args.warm_cache)
+    progress = lambda m: print(m, file=sys.stderr, flush=True)
+    run = run_suite(names, args.quick, skip, budget, progress=progress, warm_cache=args.warm_cache)
     print(format_table(run))
+    if compile_section:
+        run["compile"] = compile_times.run(args.quick, progress)
+        print("\n" + compile_times.format_rows(run["compile"]))
     if args.json:
         write_json(run, args.json)
     if args.plot:
