@@ -19,6 +19,7 @@ from . import mathlib
 from .dtypes import DType, bool_, float32, float64, int64
 from .gemm import MicroKernel, Pack, micro_kernel, pack
 from .index import FloorDiv, Mod, Sym, Var
+from .scalar import REDUCTIONS, Scalar
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -29,15 +30,15 @@ _MEM = {"bool": I8, "int32": I32, "int64": I64, "float32": F32, "float64": F64}
 _SUFFIX = {"float32": "f32", "float64": "f64"}
 
 
-_LIBM_ONLY = {"log1p", "expm1"}
+_LIBM_ONLY = {"log1p", "expm1", "erf"}  # no LLVM intrinsic: the C library's
 
 
 def lltype(dt: DType) -> ir.Type:
     return _REG[dt.name]
 
 
-class ScalarCodegen:
-    """What scalar lowerings of the op table see: the builder and typed helpers."""
+class ScalarCodegen(Scalar):
+    """The scalar builder (compiler/scalar.py) over LLVM IR: what the op table's rules run on."""
 
     def __init__(self, builder: ir.IRBuilder, module: ir.Module) -> None:
         self.b = builder
@@ -51,7 +52,11 @@ class ScalarCodegen:
             return ir.Constant(lltype(dt), float(value))
         if dt is bool_:
             return ir.Constant(I1, int(bool(value)))
-        return ir.Constant(lltype(dt), int(value))
+        value = int(value)
+        bits = dt.itemsize * 8
+        if value >= 1 << (bits - 1):  # an unsigned bit pattern (hash constants): as signed
+            value -= 1 << bits
+        return ir.Constant(lltype(dt), value)
 
     def declare(self, name: str, ret: ir.Type, args: list) -> ir.Function:
         fn = self.module.globals.get(name)
@@ -64,14 +69,7 @@ class ScalarCodegen:
         fn = self.declare(f"{name}.{_SUFFIX[dt.name]}", ty, [ty] * len(args))
         return self.b.call(fn, args)
 
-    def fma(self, a, b, c, dt: DType) -> ir.Value:
-        if dt.is_floating_point:
-            return self.intrinsic("llvm.fmuladd", [a, b, c], dt)
-        if dt is bool_:
-            return self.b.or_(self.b.and_(a, b), c)
-        return self.b.add(self.b.mul(a, b), c)
-
-    def cast(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+    def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
         if src is dst:
             return v
         b, to = self.b, lltype(dst)
@@ -89,6 +87,48 @@ class ScalarCodegen:
             return b.zext(v, to) if src is bool_ else b.sext(v, to)
         return b.trunc(v, to)
 
+    cast = convert
+
+    def unsigned_to_float(self, v, src: DType, dst: DType) -> ir.Value:
+        return self.b.uitofp(v, lltype(dst))
+
+    def binary(self, op: str, a, c, dt: DType) -> ir.Value:
+        b = self.b
+        if op in ("max", "min"):
+            if dt.is_floating_point:  # llvm.maximum/minimum propagate NaN, like torch.maximum
+                return self.intrinsic("llvm.maximum" if op == "max" else "llvm.minimum", [a, c], dt)
+            return b.select(self.compare(">" if op == "max" else "<", a, c, dt), a, c)
+        if dt.is_floating_point:
+            return getattr(b, _FLOAT_OPS[op])(a, c)
+        return getattr(b, _INT_OPS[op])(a, c)
+
+    def reassociable(self, op: str, a, c, dt: DType) -> ir.Value:
+        return getattr(self.b, _FLOAT_OPS[op])(a, c, flags=["reassoc", "contract"])
+
+    def compare(self, pred: str, a, c, dt: DType) -> ir.Value:
+        # Ordered float compares except `!=`, so NaN compares like IEEE and PyTorch.
+        if dt.is_floating_point:
+            return self.b.fcmp_unordered(pred, a, c) if pred == "!=" else self.b.fcmp_ordered(pred, a, c)
+        if dt is bool_:
+            return self.b.icmp_unsigned(pred, a, c)
+        return self.b.icmp_signed(pred, a, c)
+
+    def select(self, cond, a, c, dt: DType) -> ir.Value:
+        return self.b.select(cond, a, c)
+
+    def neg(self, x, dt: DType) -> ir.Value:
+        return self.b.fneg(x) if dt.is_floating_point else self.b.neg(x)
+
+    def not_(self, x) -> ir.Value:
+        return self.b.not_(x)
+
+    def fma(self, a, b, c, dt: DType) -> ir.Value:
+        if dt.is_floating_point:
+            return self.intrinsic("llvm.fmuladd", [a, b, c], dt)
+        if dt is bool_:
+            return self.b.or_(self.b.and_(a, b), c)
+        return self.b.add(self.b.mul(a, b), c)
+
     def math(self, name: str, x: ir.Value, dt: DType) -> ir.Value:
         if dt is float32 and mathlib.has_f32(name):
             return self.b.call(mathlib.f32_function(self.module, name), [x])
@@ -96,41 +136,20 @@ class ScalarCodegen:
             ty = lltype(dt)
             return self.b.call(self.declare(name + ("f" if dt is float32 else ""), ty, [ty]), [x])
         if name == "sigmoid":
-            e = self.intrinsic("llvm.exp", [self.b.fneg(x)], dt)
-            return self.b.fdiv(self.const(1.0, dt), self.b.fadd(self.const(1.0, dt), e))
+            return self.sigmoid(x, dt)
         return self.intrinsic(f"llvm.{name}", [x], dt)
 
     def pow(self, x, y, dt: DType) -> ir.Value:
         if dt.is_floating_point:
             return self.intrinsic("llvm.pow", [x, y], dt)
         # Integer powers through double: exact while results fit in 53 bits.
-        xd, yd = self.cast(x, dt, float64), self.cast(y, dt, float64)
-        return self.cast(self.intrinsic("llvm.pow", [xd, yd], float64), float64, dt)
+        xd, yd = self.convert(x, dt, float64), self.convert(y, dt, float64)
+        return self.convert(self.intrinsic("llvm.pow", [xd, yd], float64), float64, dt)
 
-    def pow_const(self, x, p, dt: DType) -> ir.Value:
-        """x ** p for a compile-time exponent: multiplications where exact, like PyTorch (an
-        integer power always: at most two per bit of the exponent, wrapping as PyTorch's)."""
-        b = self.b
-        if (float(p).is_integer() and abs(p) <= 64) or not dt.is_floating_point:
-            n = int(abs(p))
-            mul = b.fmul if dt.is_floating_point else b.mul
-            result, base = None, x
-            while n:  # square-and-multiply
-                if n & 1:
-                    result = base if result is None else mul(result, base)
-                n >>= 1
-                if n:
-                    base = mul(base, base)
-            if result is None:
-                result = self.const(1, dt)
-            if p < 0:
-                result = b.fdiv(self.const(1.0, dt), result)
-            return result
-        if p == 0.5:
-            return self.intrinsic("llvm.sqrt", [x], dt)
-        if p == -0.5:
-            return b.fdiv(self.const(1.0, dt), self.intrinsic("llvm.sqrt", [x], dt))
-        return self.intrinsic("llvm.pow", [x, self.const(p, dt)], dt)
+
+_FLOAT_OPS = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv"}
+_INT_OPS = {"add": "add", "sub": "sub", "mul": "mul", "div": "sdiv", "and": "and_", "or": "or_",
+            "xor": "xor", "shr": "lshr"}
 
 
 class _Scope:
@@ -276,57 +295,23 @@ class _KernelCodegen:
         self.accs[id(acc)] = (slot, pos)
 
     def _identity(self, acc: L.Acc) -> ir.Constant:
-        dt = acc.dtype
-        if acc.kind == "sum":
-            return self.cg.const(0, dt)
-        if acc.kind == "prod":
-            return self.cg.const(1, dt)
-        low = acc.kind in ("max", "argmax")
-        if dt.is_floating_point:
-            return self.cg.const(-math.inf if low else math.inf, dt)
-        if dt is bool_:
-            return self.cg.const(0 if low else 1, dt)
-        bits = dt.itemsize * 8
-        return self.cg.const(-(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1, dt)
+        return self.cg.const(REDUCTIONS[acc.kind].identity(acc.dtype), acc.dtype)
 
     def acc_update(self, s: L.AccUpdate) -> None:
         acc, b, cg = s.acc, self.b, self.cg
+        reduction = REDUCTIONS[acc.kind]
         slot, pos = self.accs[id(acc)]
-        ty = lltype(acc.dtype)
         v = self.value(s.value)
         if s.value.dtype is not acc.dtype:
-            v = cg.cast(v, s.value.dtype, acc.dtype)
-        cur = b.load(slot, typ=ty)
-        dt = acc.dtype
-        if acc.kind == "sum":
-            if dt.is_floating_point:
-                new = b.fadd(cur, v, flags=["reassoc", "contract"])
-            else:
-                new = b.or_(cur, v) if dt is bool_ else b.add(cur, v)
-            b.store(new, slot)
+            v = cg.convert(v, s.value.dtype, acc.dtype)
+        cur = b.load(slot, typ=lltype(acc.dtype))
+        if not reduction.is_arg:
+            b.store(reduction.combine(cg, cur, v, acc.dtype), slot)
             return
-        if acc.kind == "prod":
-            if dt.is_floating_point:
-                new = b.fmul(cur, v, flags=["reassoc", "contract"])
-            else:
-                new = b.and_(cur, v) if dt is bool_ else b.mul(cur, v)
-            b.store(new, slot)
-            return
-        low = acc.kind in ("max", "argmax")
-        if dt.is_floating_point:
-            if not acc.kind.startswith("arg"):
-                b.store(cg.intrinsic("llvm.maximum" if low else "llvm.minimum", [cur, v], dt), slot)
-                return
-            better = b.fcmp_ordered(">" if low else "<", v, cur)
-            # NaN wins (and stays): PyTorch's max/argmax propagate NaN.
-            better = b.or_(better, b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", cur, cur)))
-        else:
-            cmp = b.icmp_unsigned if dt is bool_ else b.icmp_signed
-            better = cmp(">" if low else "<", v, cur)
+        better = reduction.better(cg, v, cur, acc.dtype)
         b.store(b.select(better, v, cur), slot)
-        if pos is not None:
-            old = b.load(pos, typ=I64)
-            b.store(b.select(better, self.index(s.index), old), pos)
+        old = b.load(pos, typ=I64)
+        b.store(b.select(better, self.index(s.index), old), pos)
 
     # -- values ------------------------------------------------------------------
     def index(self, sym: Sym) -> ir.Value:
@@ -388,7 +373,7 @@ class _KernelCodegen:
             return b.trunc(raw, I1) if v.dtype is bool_ else raw
         if isinstance(v, L.Apply):
             args = [self.value(a) for a in v.args]
-            return v.op.lower(cg, args, v.compute, v.attrs)
+            return v.op.scalar(cg, args, v.compute, v.attrs)
         if isinstance(v, L.Cast):
             return cg.cast(self.value(v.arg), v.arg.dtype, v.dtype)
         if isinstance(v, L.AccValue):

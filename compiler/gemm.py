@@ -24,6 +24,7 @@ from . import loopir as L
 from .dtypes import DType, bool_, float32, float64
 from .graph import Node
 from .index import Sym, Var
+from .ops import OPS
 
 KC = 256  # depth of a packed slice: an A micro-panel (8 x 256) and a B micro-panel (256 x 32) fit L1
 MC = 128  # rows per tile: the packed A block (128 x 256 floats, 128 KiB) stays in L2
@@ -137,8 +138,8 @@ def emit(em, g) -> list:
 
     def operand(node: Node, row: Sym, col: Sym, rows: int, cols: int) -> L.Value:
         """node[batch, row, col], zero outside the matrix (the padding of the packed blocks)."""
-        inside = L.Apply(_AND, (L.InWindow(row, 0, rows, 1, bool_), L.InWindow(col, 0, cols, 1, bool_)),
-                         bool_, {}, bool_)
+        windows = (L.InWindow(row, 0, rows, 1, bool_), L.InWindow(col, 0, cols, 1, bool_))
+        inside = L.Apply(OPS["logical_and"], windows, bool_, {}, bool_)
         return L.Select(inside, _convert(em.value(node, batch + (row, col), inside), dt), L.Const(0, dt))
 
     row_var, col_var, k_var = Var("row", M), Var("col", N), Var("k", K)
@@ -197,17 +198,6 @@ def _convert(v: L.Value, dt: DType) -> L.Value:
     if v.dtype is dt:
         return v
     return L.Const(v.value, dt) if isinstance(v, L.Const) else L.Cast(v, dt)
-
-
-class _AndOp:
-    name = "logical_and"
-
-    @staticmethod
-    def lower(cg, args, dt, attrs):
-        return cg.b.and_(*args)
-
-
-_AND = _AndOp()
 
 
 # -- codegen of the micro-kernel -------------------------------------------------------------

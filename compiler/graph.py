@@ -33,7 +33,9 @@ class OpDef:
                 saved values a second backward needs (or a function of attrs giving that)
     grad_fn:    PyTorch's name for the backward node, or a function of attrs
     edges:      which sources appear in grad_fn.next_functions (default: all)
-    lower:      elementwise scalar lowering (codegen, args, compute dtype, attrs)
+    scalar:     elementwise: its rule on one element, (s, args, compute dtype, attrs) -> value,
+                written once against the scalar builder `s` (compiler/scalar.py) that both
+                LLVM codegen and the MLIR printers implement
     compute:    elementwise: (srcs) -> dtype the scalar op runs in
     reduce:     reduce: combine kind ("sum", "max", "min", "argmax", "argmin")
     index:      movement: (out index, src shape, attrs) -> src index
@@ -41,7 +43,7 @@ class OpDef:
     """
 
     __slots__ = (
-        "name", "kind", "infer", "vjp", "saves", "grad_fn", "edges", "lower",
+        "name", "kind", "infer", "vjp", "saves", "grad_fn", "edges", "scalar",
         "compute", "reduce", "index", "decompose", "doc",
     )
 

@@ -23,7 +23,8 @@ from . import loopir as L
 from .dtypes import bool_, float64, int64
 from .gemm import MR, MicroKernel, Pack
 from .index import FloorDiv, Sym, Var
-from .mlir_scalar import ScalarBuilder, Unsupported, arg_better, combine, identity, in_window, mlir_type
+from .mlir_scalar import ScalarBuilder, in_window, mlir_type
+from .scalar import REDUCTIONS
 
 
 def memref_type(buf: L.Buf) -> str:
@@ -204,7 +205,7 @@ class _KernelPrinter:
     def acc_init(self, acc: L.Acc) -> None:
         slot = f"%{acc.name}"
         self.prologue.append(f"    {slot} = memref.alloca() : memref<{mlir_type(acc.dtype)}>")
-        init = self.b.const(identity(acc.kind, acc.dtype), acc.dtype)
+        init = self.b.const(REDUCTIONS[acc.kind].identity(acc.dtype), acc.dtype)
         self.lines.append(f"{self.b.indent}memref.store {init}, {slot}[] : memref<{mlir_type(acc.dtype)}>")
         pos = None
         if acc.kind.startswith("arg"):
@@ -222,10 +223,10 @@ class _KernelPrinter:
             v = b.convert(v, s.value.dtype, acc.dtype)
         cur = b.op(f"memref.load {slot}[] : memref<{t}>")
         if not acc.kind.startswith("arg"):
-            new = combine(b, acc.kind, cur, v, acc.dtype)
+            new = REDUCTIONS[acc.kind].combine(b, cur, v, acc.dtype)
             self.lines.append(f"{b.indent}memref.store {new}, {slot}[] : memref<{t}>")
             return
-        better = arg_better(b, acc.kind == "argmax", v, cur, acc.dtype)
+        better = REDUCTIONS[acc.kind].better(b, v, cur, acc.dtype)
         best = b.select(better, v, cur, acc.dtype)
         self.lines.append(f"{b.indent}memref.store {best}, {slot}[] : memref<{t}>")
         old = b.op(f"memref.load {pos}[] : memref<i64>")
@@ -307,10 +308,7 @@ class _KernelPrinter:
             return b.op(f"arith.trunci {raw} : i64 to i1") if v.dtype is bool_ else raw
         if isinstance(v, L.Apply):
             args = [self.value(a) for a in v.args]
-            try:
-                return b.apply(v.op.name, args, v.compute, v.attrs, v.dtype)
-            except Unsupported:
-                return b.opaque(v.op.name, args, [mlir_type(v.compute)] * len(args), mlir_type(v.dtype))
+            return v.op.scalar(b, args, v.compute, v.attrs)
         if isinstance(v, L.Cast):
             return b.convert(self.value(v.arg), _value_dtype(v.arg), v.dtype)
         if isinstance(v, L.AccValue):

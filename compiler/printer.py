@@ -40,16 +40,14 @@ from .index import FloorDiv, Sym, Var
 from .mlir_loc import LocTable, comment, position
 from .mlir_scalar import (
     ScalarBuilder,
-    Unsupported,
-    arg_better,
-    combine,
-    identity,
     in_window,
     index_value,
     mlir_type,
     param_dtype,
     param_type,
 )
+from .ops import OPS
+from .scalar import REDUCTIONS
 
 _ITER = {True: '"reduction"', False: '"parallel"'}
 
@@ -378,10 +376,7 @@ class FunctionPrinter:
                     args.append(self.scalar(b, src, dt))
                 else:
                     args.append(b.convert(block[slot], src.dtype, dt))
-            try:
-                return b.apply(node.op.name, args, compute, node.attrs, node.dtype)
-            except Unsupported:
-                return b.opaque(node.op.name, args, [mlir_type(compute)] * len(args), mlir_type(node.dtype))
+            return node.op.scalar(b, args, compute, node.attrs)
 
         self.generic(node, inputs, maps, [False] * len(vars_), body)
 
@@ -471,7 +466,7 @@ class FunctionPrinter:
                 v = b.convert(block[j], t.dtype, int64)
                 n = b.const(x.shape[start + j], int64)
                 wrapped = b.select(b.compare("<", v, b.const(0, int64), int64),
-                                   b.binary("", "addi", v, n, int64), v, int64)
+                                   b.binary("add", v, n, int64), v, int64)
                 pos[start + j] = b.op(f"arith.index_cast {wrapped} : i64 to index")
             return b.op(f"tensor.extract {self.tensor(x)}[{', '.join(pos)}] : {tensor_type(x)}")
 
@@ -507,11 +502,12 @@ class FunctionPrinter:
         if kind.startswith("arg"):
             self._arg_reduce(node, src, ax, vars_, in_map, out_map, iters)
             return
-        init = self.init_filled(node, lambda b: b.const(identity(kind, acc_dt), acc_dt))
+        reduction = REDUCTIONS[kind]
+        init = self.init_filled(node, lambda b: b.const(reduction.identity(acc_dt), acc_dt))
 
         def body(b: ScalarBuilder, block: list) -> str:
             v = b.convert(block[0], src.dtype, acc_dt)
-            return combine(b, kind, "%out", v, acc_dt)
+            return reduction.combine(b, "%out", v, acc_dt)
 
         self.generic(node, [(self.tensor(src), tensor_type(src))], [in_map], iters, body, out_map, init)
 
@@ -519,8 +515,7 @@ class FunctionPrinter:
         """argmax/argmin: value and position accumulators, ties and NaN as codegen resolves them."""
         kind = node.op.reduce
         loc = self.loc_of(node)
-        low = kind == "argmax"
-        start = identity("max" if low else "min", src.dtype)
+        start = REDUCTIONS[kind].identity(src.dtype)
         vals = self.init_filled(node, lambda b: b.const(start, src.dtype), dtype=src.dtype, suffix="v")
         pos = self.init_filled(node, lambda b: b.const(0, int64), suffix="i")
         out = self.new_name()
@@ -545,7 +540,7 @@ class FunctionPrinter:
             term = i if stride == 1 else b.op(f"arith.muli {i}, {b.index_const(stride)} : index")
             flat = term if flat is None else b.op(f"arith.addi {flat}, {term} : index")
         where = b.op(f"arith.index_cast {flat} : index to i64") if flat else b.const(0, int64)
-        better = arg_better(b, low, "%a0", "%best", src.dtype)
+        better = REDUCTIONS[kind].better(b, "%a0", "%best", src.dtype)
         value = b.select(better, "%a0", "%best", src.dtype)
         position_ = b.select(better, where, "%at", int64)
         self.lines.append(f"      linalg.yield {value}, {position_} : {t}, i64{loc}")
@@ -602,15 +597,16 @@ class FunctionPrinter:
             return
         in_map = self.module.map(rank + 1, [f"d{rank}" if k == d else f"d{k}" for k in range(rank)])
         out_map = self.module.map(rank + 1, [f"d{k}" for k in range(rank)])
-        init = self.init_filled(node, lambda b: b.const(identity(kind, node.dtype), node.dtype))
+        reduction = REDUCTIONS[kind]
+        init = self.init_filled(node, lambda b: b.const(reduction.identity(node.dtype), node.dtype))
 
         def body(b: ScalarBuilder, block: list) -> str:
             r = b.op(f"linalg.index {rank} : index")
             i = b.op(f"linalg.index {d} : index")
             v = b.convert(block[0], src.dtype, node.dtype)
             before = b.op(f"arith.cmpi ule, {r}, {i} : index")
-            v = b.select(before, v, b.const(identity(kind, node.dtype), node.dtype), node.dtype)
-            return combine(b, kind, "%out", v, node.dtype)
+            v = b.select(before, v, b.const(reduction.identity(node.dtype), node.dtype), node.dtype)
+            return reduction.combine(b, "%out", v, node.dtype)
 
         self.generic(node, [(self.tensor(src), tensor_type(src))], [in_map], [False] * rank + [True], body,
                      out_map, init)
@@ -664,12 +660,12 @@ class FunctionPrinter:
             i = b.convert(b.op(f"tensor.extract {self.tensor(t)}[{', '.join(tpos)}] : {tensor_type(t)}"),
                           t.dtype, int64)
             size = b.const(node.shape[start + j], int64)
-            i = b.select(b.compare("<", i, b.const(0, int64), int64), b.binary("", "addi", i, size, int64),
+            i = b.select(b.compare("<", i, b.const(0, int64), int64), b.binary("add", i, size, int64),
                          i, int64)
             where[start + j] = b.op(f"arith.index_cast {i} : i64 to index")
         if accumulate:
             old = b.op(f"tensor.extract {value}[{', '.join(where)}] : {ty}")
-            update = b.apply("add", [old, update], node.dtype, {}, node.dtype)
+            update = OPS["add"].scalar(b, [old, update], node.dtype, {})
         inserted = b.op(f"tensor.insert {update} into {value}[{', '.join(where)}] : {ty}")
         if not loops:
             self.lines.append(f"    {out} = tensor.cast {inserted} : {ty} to {ty}{loc}")

@@ -29,6 +29,7 @@ from .index import Sym, Var, delinearize, linearize
 from .ops import OPS
 from .ops.reduce import axes as reduce_axes
 from .parallel import split_reductions
+from .scalar import REDUCTIONS
 from .simplify import simplify
 
 
@@ -604,9 +605,11 @@ class _Emitter:
                 acc_dt = r.dtype if kind in ("sum", "prod") else r.srcs[0].dtype
                 row = self.stack_buf(f"acc{len(self.array_accs)}", block, acc_dt)
                 self.array_accs[r.id] = row, sjj
-                body += _wrap([L.Store(row, sjj, L.Const(_identity(kind, acc_dt), acc_dt))], [jj], "serial")
+                reduction = REDUCTIONS[kind]
+                start = L.Const(reduction.identity(acc_dt), acc_dt)
+                body += _wrap([L.Store(row, sjj, start)], [jj], "serial")
                 value = _convert(self.value(r.srcs[0], g.full), acc_dt)
-                combined = L.Apply(OPS[_COMBINE[kind]], (L.Load(row, sjj), value), acc_dt, {}, acc_dt)
+                combined = L.Apply(OPS[reduction.op], (L.Load(row, sjj), value), acc_dt, {}, acc_dt)
                 inner.append(L.Store(row, sjj, combined))
                 if r.op.name not in self.fused:
                     self.fused.append(r.op.name)
@@ -653,7 +656,7 @@ class _Emitter:
         zero = _wrap([L.Store(out, cidx, L.Const(0, m.dtype))], [j], "parallel")
         av = self.value(a, bidx + (si, sk))
         bv = self.value(b, bidx + (sk, sj))
-        acc = L.Apply(_FMA, (av, bv, L.Load(out, cidx)), m.dtype, {}, m.dtype)
+        acc = L.Apply(OPS["fma"], (av, bv, L.Load(out, cidx)), m.dtype, {}, m.dtype)
         update = _wrap([L.Store(out, cidx, acc)], [j], "parallel")
         self.fused.append("matmul")
         return _wrap(zero + _wrap(update, [k], "serial"), batch + [i], "parallel")
@@ -696,7 +699,6 @@ class _Emitter:
         return _wrap(body, [v for k, v in enumerate(vars_) if k != d], "parallel")
 
 
-_COMBINE = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
 COLUMN_BLOCKS = (256, 128, 64, 32, 16, 8)
 
 
@@ -706,43 +708,16 @@ def _column_block(g: Group) -> int | None:
     last = len(g.domain) - 1
     if not g.axes or last in g.axes:
         return None
-    if any(r.op.reduce not in _COMBINE for p in g.phases for r in p["reduce"]):
+    if any(REDUCTIONS[r.op.reduce].is_arg for p in g.phases for r in p["reduce"]):
         return None
     n = g.domain[last]
     return next((b for b in COLUMN_BLOCKS if n % b == 0), n if n <= 1024 else None)
-
-
-def _identity(kind: str, dt) -> float | int | bool:
-    if kind == "sum":
-        return 0
-    if kind == "prod":
-        return 1
-    low = kind == "max"
-    if dt.is_floating_point:
-        return -math.inf if low else math.inf
-    if dt is bool_:
-        return not low
-    bits = dt.itemsize * 8
-    return -(2 ** (bits - 1)) if low else 2 ** (bits - 1) - 1
 
 
 def _convert(v: L.Value, dt) -> L.Value:
     if v.dtype is dt:
         return v
     return L.Const(v.value, dt) if isinstance(v, L.Const) else L.Cast(v, dt)
-
-
-class _FMAOp:
-    """Scalar a*b+c for the matmul loop (fused multiply-add where the CPU has it)."""
-
-    name = "fma"
-
-    @staticmethod
-    def lower(cg, args, dt, attrs):
-        return cg.fma(*args, dt)
-
-
-_FMA = _FMAOp()
 
 
 def _wrap(body: list, loop_vars: list, role: str) -> list:

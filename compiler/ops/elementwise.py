@@ -126,122 +126,75 @@ def _compute_where(node):
     return (bool_, node.dtype, node.dtype), node.dtype
 
 
-# -- lowering helpers ----------------------------------------------------------
+# -- scalar rules: one element, against the scalar builder `s` (compiler/scalar.py) ---------
 
-def _arith(float_op: str, int_op: str, bool_op: str | None = None):
-    def lower(cg, args, dt, attrs):
-        a, b = args
-        if dt.is_floating_point:
-            return getattr(cg.b, float_op)(a, b)
-        if dt is bool_ and bool_op:
-            return getattr(cg.b, bool_op)(a, b)
-        return getattr(cg.b, int_op)(a, b)
+def _arith(op: str, bool_op: str | None = None):
+    """A binary arithmetic op; on bools PyTorch's add is `or` and its mul `and`."""
+    def rule(s, args, dt, attrs):
+        return s.binary(bool_op if dt is bool_ and bool_op else op, args[0], args[1], dt)
 
-    return lower
+    return rule
 
 
 def _cmp(pred: str):
-    # Ordered float compares except `!=`, so NaN compares like IEEE and PyTorch.
-    fpred = "une" if pred == "!=" else "o" + {"==": "eq", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}[pred]
-
-    def lower(cg, args, dt, attrs):
-        a, b = args
-        if dt.is_floating_point:
-            return cg.b.fcmp_unordered(pred, a, b) if fpred == "une" else cg.b.fcmp_ordered(pred, a, b)
-        if dt is bool_:
-            return cg.b.icmp_unsigned(pred, a, b)
-        return cg.b.icmp_signed(pred, a, b)
-
-    return lower
+    return lambda s, args, dt, attrs: s.compare(pred, args[0], args[1], dt)
 
 
 def _math(name: str):
-    def lower(cg, args, dt, attrs):
-        return cg.math(name, args[0], dt)
-
-    return lower
+    return lambda s, args, dt, attrs: s.math(name, args[0], dt)
 
 
-def _lower_neg(cg, args, dt, attrs):
-    return cg.b.fneg(args[0]) if dt.is_floating_point else cg.b.neg(args[0])
-
-
-def _lower_abs(cg, args, dt, attrs):
+def _rule_abs(s, args, dt, attrs):
     (x,) = args
     if dt.is_floating_point:
-        return cg.intrinsic("llvm.fabs", [x], dt)
-    return cg.b.select(cg.b.icmp_signed("<", x, cg.const(0, dt)), cg.b.neg(x), x)
+        return s.math("fabs", x, dt)
+    return s.select(s.compare("<", x, s.const(0, dt), dt), s.neg(x, dt), x, dt)
 
 
-def _lower_sign(cg, args, dt, attrs):
+def _rule_sign(s, args, dt, attrs):
     (x,) = args
-    zero, one = cg.const(0, dt), cg.const(1, dt)
     if dt is bool_:
         return x
-    if dt.is_floating_point:
-        pos = cg.b.uitofp(cg.b.fcmp_ordered(">", x, zero), cg.lltype(dt))
-        neg = cg.b.uitofp(cg.b.fcmp_ordered("<", x, zero), cg.lltype(dt))
-        return cg.b.fsub(pos, neg)  # ordered compares: sign(NaN) is 0, as in PyTorch
-    pos = cg.b.select(cg.b.icmp_signed(">", x, zero), one, zero)
-    neg = cg.b.select(cg.b.icmp_signed("<", x, zero), one, zero)
-    return cg.b.sub(pos, neg)
+    zero = s.const(0, dt)
+    if dt.is_floating_point:  # ordered compares: sign(NaN) is 0, as in PyTorch
+        pos = s.convert(s.compare(">", x, zero, dt), bool_, dt)
+        neg = s.convert(s.compare("<", x, zero, dt), bool_, dt)
+        return s.binary("sub", pos, neg, dt)
+    one = s.const(1, dt)
+    pos = s.select(s.compare(">", x, zero, dt), one, zero, dt)
+    neg = s.select(s.compare("<", x, zero, dt), one, zero, dt)
+    return s.binary("sub", pos, neg, dt)
 
 
-def _lower_relu(cg, args, dt, attrs):
+def _rule_relu(s, args, dt, attrs):
     (x,) = args
-    zero = cg.const(0, dt)
-    if dt.is_floating_point:
-        # `x < 0 ? 0 : x` keeps NaN, as torch.relu does.
-        return cg.b.select(cg.b.fcmp_ordered("<", x, zero), zero, x)
-    return cg.b.select(cg.b.icmp_signed("<", x, zero), zero, x)
+    zero = s.const(0, dt)
+    return s.select(s.compare("<", x, zero, dt), zero, x, dt)  # `x < 0 ? 0 : x` keeps NaN, as torch.relu
 
 
-def _lower_reciprocal(cg, args, dt, attrs):
-    return cg.b.fdiv(cg.const(1.0, dt), args[0])
+def _rule_reciprocal(s, args, dt, attrs):
+    return s.binary("div", s.const(1.0, dt), args[0], dt)
 
 
-def _lower_sqrt(cg, args, dt, attrs):
-    return cg.intrinsic("llvm.sqrt", [args[0]], dt)
+def _rule_rsqrt(s, args, dt, attrs):
+    return s.binary("div", s.const(1.0, dt), s.math("sqrt", args[0], dt), dt)
 
 
-def _lower_div(cg, args, dt, attrs):
-    return cg.b.fdiv(*args)
+def _rule_sigmoid(s, args, dt, attrs):
+    return s.math("sigmoid", args[0], dt)
 
 
-def _lower_pow(cg, args, dt, attrs):
-    return cg.pow(args[0], args[1], dt)
+def _rounding(fn: str):
+    return lambda s, args, dt, attrs: s.math(fn, args[0], dt) if dt.is_floating_point else args[0]
 
 
-def _lower_rpow(cg, args, dt, attrs):
-    return cg.pow(args[1], args[0], dt)
-
-
-def _lower_pow_scalar(cg, args, dt, attrs):
-    return cg.pow_const(args[0], attrs["exponent"], dt)
-
-
-def _lower_minmax(float_intrinsic: str, pred: str):
-    def lower(cg, args, dt, attrs):
-        a, b = args
-        if dt.is_floating_point:
-            # llvm.maximum/minimum propagate NaN, like torch.maximum.
-            return cg.intrinsic(float_intrinsic, [a, b], dt)
-        cmp = cg.b.icmp_unsigned if dt is bool_ else cg.b.icmp_signed
-        return cg.b.select(cmp(pred, a, b), a, b)
-
-    return lower
-
-
-def _lower_where(cg, args, dt, attrs):
-    return cg.b.select(*args)
-
-
-def _lower_cast(cg, args, dt, attrs):
-    return cg.cast(args[0], dt, attrs["dtype"])
-
-
-def _lower_logical_not(cg, args, dt, attrs):
-    return cg.b.not_(args[0])
+def _rule_clamp(s, args, dt, attrs):
+    x, rest = args[0], list(args[1:])
+    if attrs["has_min"]:
+        x = s.binary("max", x, rest.pop(0), dt)
+    if attrs["has_max"]:
+        x = s.binary("min", x, rest.pop(0), dt)
+    return x
 
 
 # -- VJP rules -------------------------------------------------------------------
@@ -438,15 +391,6 @@ def _clamp_infer(srcs, attrs):
     return broadcast(*(s.shape for s in srcs)), _promoted(srcs)
 
 
-def _lower_clamp(cg, args, dt, attrs):
-    x, rest = args[0], list(args[1:])
-    if attrs["has_min"]:
-        x = _lower_minmax("llvm.maximum", ">")(cg, [x, rest.pop(0)], dt, attrs)
-    if attrs["has_max"]:
-        x = _lower_minmax("llvm.minimum", "<")(cg, [x, rest.pop(0)], dt, attrs)
-    return x
-
-
 def _clamp_name(attrs) -> str:
     return {"clamp": "ClampBackward1", "clamp_tensor": "ClampBackward0",
             "clamp_min": "ClampMinBackward0", "clamp_max": "ClampMaxBackward0"}[attrs["variant"]]
@@ -467,85 +411,73 @@ def _compute_masked_fill(node):
     return (node.dtype, bool_, node.dtype), node.dtype
 
 
-def _lower_masked_fill(cg, args, dt, attrs):
-    x, mask, value = args
-    return cg.b.select(mask, value, x)
-
-
-def _rounding(intrinsic: str):
-    def lower(cg, args, dt, attrs):
-        return cg.intrinsic(intrinsic, [args[0]], dt) if dt.is_floating_point else args[0]
-
-    return lower
-
-
 # -- the entries -----------------------------------------------------------------
 
-def _ew(name, infer, lower, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw):
-    register(OpDef(name, "elementwise", infer, lower=lower, vjp=vjp, saves=saves,
+def _ew(name, infer, scalar, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw):
+    register(OpDef(name, "elementwise", infer, scalar=scalar, vjp=vjp, saves=saves,
                    grad_fn=grad_fn, compute=compute, **kw))
 
 
-_ew("add", _same_infer, _arith("fadd", "add", "or_"), _vjp_add, grad_fn="AddBackward0")
-_ew("sub", _sub_infer, _arith("fsub", "sub"), _vjp_sub, grad_fn="SubBackward0")
+_ew("add", _same_infer, _arith("add", "or"), _vjp_add, grad_fn="AddBackward0")
+_ew("sub", _sub_infer, _arith("sub"), _vjp_sub, grad_fn="SubBackward0")
 # rsub(x, s) = s - x: `2 - x` in PyTorch has its own backward node.
-_ew("rsub", _sub_infer, lambda cg, a, dt, at: _arith("fsub", "sub")(cg, a[::-1], dt, at),
-    _vjp_rsub, grad_fn="RsubBackward1", edges=(0,))
-_ew("mul", _same_infer, _arith("fmul", "mul", "and_"), _vjp_mul,
-    saves={0: (1,), 1: (0,)}, grad_fn="MulBackward0")
-_ew("div", _float_infer, _lower_div, _vjp_div, saves={0: (1,), 1: (0, 1)}, grad_fn="DivBackward0")
+_ew("rsub", _sub_infer, lambda s, a, dt, at: s.binary("sub", a[1], a[0], dt), _vjp_rsub,
+    grad_fn="RsubBackward1", edges=(0,))
+_ew("mul", _same_infer, _arith("mul", "and"), _vjp_mul, saves={0: (1,), 1: (0,)}, grad_fn="MulBackward0")
+_ew("div", _float_infer, _arith("div"), _vjp_div, saves={0: (1,), 1: (0, 1)}, grad_fn="DivBackward0")
 # (PyTorch saves the result for either gradient: an in-place change of it makes backward raise)
-_ew("pow", _same_infer, _lower_pow, _vjp_pow, saves={0: (0, 1, "out"), 1: (0, 1, "out")},
-    grad_fn="PowBackward1")
+_ew("pow", _same_infer, lambda s, a, dt, at: s.pow(a[0], a[1], dt), _vjp_pow,
+    saves={0: (0, 1, "out"), 1: (0, 1, "out")}, grad_fn="PowBackward1")
 # rpow(x, s) = s ** x for a Python-number base.
-_ew("rpow", _same_infer, _lower_rpow, _vjp_rpow, saves={0: (0, 1, "out")},
+_ew("rpow", _same_infer, lambda s, a, dt, at: s.pow(a[1], a[0], dt), _vjp_rpow, saves={0: (0, 1, "out")},
     grad_fn="PowBackward2", edges=(0,))
-_ew("pow_scalar", _pow_scalar_infer, _lower_pow_scalar, _vjp_pow_scalar, saves={0: (0,)},
-    grad_fn="PowBackward0")
-_ew("maximum", _same_infer, _lower_minmax("llvm.maximum", ">"), _minmax_vjp("lt"),
-    saves={0: (0, 1), 1: (0, 1)}, grad_fn="MaximumBackward0")
-_ew("minimum", _same_infer, _lower_minmax("llvm.minimum", "<"), _minmax_vjp("gt"),
-    saves={0: (0, 1), 1: (0, 1)}, grad_fn="MinimumBackward0")
+_ew("pow_scalar", _pow_scalar_infer, lambda s, a, dt, at: s.pow_const(a[0], at["exponent"], dt),
+    _vjp_pow_scalar, saves={0: (0,)}, grad_fn="PowBackward0")
+_ew("maximum", _same_infer, _arith("max"), _minmax_vjp("lt"), saves={0: (0, 1), 1: (0, 1)},
+    grad_fn="MaximumBackward0")
+_ew("minimum", _same_infer, _arith("min"), _minmax_vjp("gt"), saves={0: (0, 1), 1: (0, 1)},
+    grad_fn="MinimumBackward0")
 
 for _name, _pred in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">=")):
     _ew(_name, _bool_infer, _cmp(_pred), compute=_compute_promoted)
 
-_ew("logical_and", _bool_infer, lambda cg, a, dt, at: cg.b.and_(*a), compute=_compute_bool)
-_ew("logical_or", _bool_infer, lambda cg, a, dt, at: cg.b.or_(*a), compute=_compute_bool)
-_ew("logical_not", _bool_infer, _lower_logical_not, compute=_compute_bool)
+_ew("logical_and", _bool_infer, _arith("and"), compute=_compute_bool)
+_ew("logical_or", _bool_infer, _arith("or"), compute=_compute_bool)
+_ew("logical_not", _bool_infer, lambda s, a, dt, at: s.not_(a[0]), compute=_compute_bool)
 
-_ew("neg", _neg_infer, _lower_neg, _vjp_neg, grad_fn="NegBackward0")
+_ew("neg", _neg_infer, lambda s, a, dt, at: s.neg(a[0], dt), _vjp_neg, grad_fn="NegBackward0")
 _ew("exp", _float_infer, _math("exp"), _vjp_exp, saves={0: ("out",)}, grad_fn="ExpBackward0")
 _ew("log", _float_infer, _math("log"), _vjp_log, saves={0: (0,)}, grad_fn="LogBackward0")
-_ew("sqrt", _float_infer, _lower_sqrt, _vjp_sqrt, saves={0: ("out",)}, grad_fn="SqrtBackward0")
+_ew("sqrt", _float_infer, _math("sqrt"), _vjp_sqrt, saves={0: ("out",)}, grad_fn="SqrtBackward0")
 _ew("sin", _float_infer, _math("sin"), _vjp_sin, saves={0: (0,)}, grad_fn="SinBackward0")
 _ew("cos", _float_infer, _math("cos"), _vjp_cos, saves={0: (0,)}, grad_fn="CosBackward0")
 _ew("tanh", _float_infer, _math("tanh"), _vjp_tanh, saves={0: ("out",)}, grad_fn="TanhBackward0")
-_ew("sigmoid", _float_infer, _math("sigmoid"), _vjp_sigmoid, saves={0: ("out",)},
-    grad_fn="SigmoidBackward0")
-_ew("relu", _numeric_infer("relu"), _lower_relu, _vjp_relu, saves={0: ("out",)}, grad_fn="ReluBackward0")
-_ew("abs", _numeric_infer("abs"), _lower_abs, _vjp_abs, saves={0: (0,)}, grad_fn="AbsBackward0")
-_ew("sign", _same_infer, _lower_sign, _vjp_zero, grad_fn="SignBackward0")
-_ew("reciprocal", _float_infer, _lower_reciprocal, _vjp_reciprocal, saves={0: ("out",)},
+_ew("sigmoid", _float_infer, _rule_sigmoid, _vjp_sigmoid, saves={0: ("out",)}, grad_fn="SigmoidBackward0")
+_ew("relu", _numeric_infer("relu"), _rule_relu, _vjp_relu, saves={0: ("out",)}, grad_fn="ReluBackward0")
+_ew("abs", _numeric_infer("abs"), _rule_abs, _vjp_abs, saves={0: (0,)}, grad_fn="AbsBackward0")
+_ew("sign", _same_infer, _rule_sign, _vjp_zero, grad_fn="SignBackward0")
+_ew("reciprocal", _float_infer, _rule_reciprocal, _vjp_reciprocal, saves={0: ("out",)},
     grad_fn="ReciprocalBackward0")
-_ew("cast", _cast_infer, _lower_cast, _vjp_cast, grad_fn="ToCopyBackward0", compute=_compute_src)
-_ew("where", _where_infer, _lower_where, _vjp_where, saves={1: (0,), 2: (0,)},
-    grad_fn="WhereBackward0", edges=(1, 2), compute=_compute_where)
+_ew("cast", _cast_infer, lambda s, a, dt, at: s.convert(a[0], dt, at["dtype"]), _vjp_cast,
+    grad_fn="ToCopyBackward0", compute=_compute_src)
+_ew("where", _where_infer, lambda s, a, dt, at: s.select(a[0], a[1], a[2], dt), _vjp_where,
+    saves={1: (0,), 2: (0,)}, grad_fn="WhereBackward0", edges=(1, 2), compute=_compute_where)
 
 _ew("log1p", _float_infer, _math("log1p"), _vjp_log1p, saves={0: (0,)}, grad_fn="Log1PBackward0")
 _ew("expm1", _float_infer, _math("expm1"), _vjp_expm1, saves={0: ("out",)}, grad_fn="Expm1Backward0")
 _ew("exp2", _float_infer, _math("exp2"), _vjp_exp2, saves={0: ("out",)}, grad_fn="Exp2Backward0")
-_ew("rsqrt", _float_infer, lambda cg, a, dt, at: cg.b.fdiv(cg.const(1.0, dt), cg.intrinsic("llvm.sqrt", a, dt)),  # noqa: E501
-    _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0")
+_ew("rsqrt", _float_infer, _rule_rsqrt, _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0")
 # Rounding has a zero gradient almost everywhere (PyTorch returns zeros, not an error).
-_ew("floor", _same_infer, _rounding("llvm.floor"), _vjp_zero, grad_fn="FloorBackward0")
-_ew("ceil", _same_infer, _rounding("llvm.ceil"), _vjp_zero, grad_fn="CeilBackward0")
-_ew("round", _same_infer, _rounding("llvm.roundeven"), _vjp_zero, grad_fn="RoundBackward0")
-_ew("trunc", _same_infer, _rounding("llvm.trunc"), _vjp_zero, grad_fn="TruncBackward0")
-_ew("clone", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype), lambda cg, a, dt, at: a[0],
+_ew("floor", _same_infer, _rounding("floor"), _vjp_zero, grad_fn="FloorBackward0")
+_ew("ceil", _same_infer, _rounding("ceil"), _vjp_zero, grad_fn="CeilBackward0")
+_ew("round", _same_infer, _rounding("roundeven"), _vjp_zero, grad_fn="RoundBackward0")
+_ew("trunc", _same_infer, _rounding("trunc"), _vjp_zero, grad_fn="TruncBackward0")
+_ew("clone", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype), lambda s, a, dt, at: a[0],
     _vjp_identity, grad_fn="CloneBackward0")
-_ew("masked_fill", _masked_fill_infer, _lower_masked_fill, _vjp_masked_fill, saves={0: (1,), 2: (1,)},
-    grad_fn="MaskedFillBackward0", compute=_compute_masked_fill)
+_ew("masked_fill", _masked_fill_infer, lambda s, a, dt, at: s.select(a[1], a[2], a[0], dt), _vjp_masked_fill,
+    saves={0: (1,), 2: (1,)}, grad_fn="MaskedFillBackward0", compute=_compute_masked_fill)
 # clamp(x[, lo][, hi]): attrs say which bounds are present and which PyTorch overload it is.
-_ew("clamp", _clamp_infer, _lower_clamp, _vjp_clamp, saves={0: (0, 1, 2), 1: (0, 1, 2), 2: (0, 1, 2)},
+_ew("clamp", _clamp_infer, _rule_clamp, _vjp_clamp, saves={0: (0, 1, 2), 1: (0, 1, 2), 2: (0, 1, 2)},
     grad_fn=_clamp_name)
+# a * b + c: the inner step of a matmul loop written out (compiler/schedule.py), no frontend op
+_ew("fma", _same_infer, lambda s, a, dt, at: s.fma(a[0], a[1], a[2], dt))

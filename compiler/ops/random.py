@@ -13,8 +13,6 @@ The counter is an int64 tensor (usually `iota + offset`); `dtype` is float32
 
 from __future__ import annotations
 
-from llvmlite import ir
-
 from .. import dtypes
 from ..graph import OpDef
 from . import register
@@ -23,7 +21,6 @@ from .shapes import broadcast
 _GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (the golden ratio in 64 bits)
 _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
-_I64 = ir.IntType(64)
 
 
 def _infer(srcs, attrs):
@@ -43,28 +40,28 @@ def _compute(node):
     return (dtypes.int64, dtypes.int64), dtypes.int64
 
 
-def _c(value: int) -> ir.Constant:
-    return ir.Constant(_I64, value - (1 << 64) if value >= 1 << 63 else value)
-
-
-def mix64(b: ir.IRBuilder, z: ir.Value) -> ir.Value:
+def mix64(s, z):
     """SplitMix64's finalizer: a bijection of 64-bit integers with full avalanche."""
-    z = b.mul(b.xor(z, b.lshr(z, _c(30))), _c(_M1))
-    z = b.mul(b.xor(z, b.lshr(z, _c(27))), _c(_M2))
-    return b.xor(z, b.lshr(z, _c(31)))
+    i64 = dtypes.int64
+    for shift, multiplier in ((30, _M1), (27, _M2)):
+        z = s.binary("mul", s.binary("xor", z, s.binary("shr", z, s.const(shift, i64), i64), i64),
+                     s.const(multiplier, i64), i64)
+    return s.binary("xor", z, s.binary("shr", z, s.const(31, i64), i64), i64)
 
 
-def _lower(cg, args, dt, attrs):
-    b = cg.b
+def _rule(s, args, dt, attrs):
+    i64 = dtypes.int64
     counter, key = args
     # mix(key) is loop-invariant: LLVM hoists it out of the element loop.
-    state = b.add(mix64(b, key), b.mul(b.add(counter, _c(1)), _c(_GAMMA)))
-    bits = mix64(b, state)
+    one = s.const(1, i64)
+    state = s.binary("add", mix64(s, key),
+                     s.binary("mul", s.binary("add", counter, one, i64), s.const(_GAMMA, i64), i64), i64)
+    bits = mix64(s, state)
     out = attrs["dtype"]
     keep = 24 if out is dtypes.float32 else 53  # as many bits as the mantissa holds: exact in [0, 1)
-    top = b.lshr(bits, _c(64 - keep))
-    return b.fmul(b.uitofp(top, cg.lltype(out)), cg.const(2.0 ** -keep, out))
+    top = s.binary("shr", bits, s.const(64 - keep, i64), i64)
+    return s.binary("mul", s.unsigned_to_float(top, i64, out), s.const(2.0 ** -keep, out), out)
 
 
 # Not differentiable (no VJP): a random mask is a constant of the computation.
-register(OpDef("rand_uniform", "elementwise", _infer, lower=_lower, compute=_compute))
+register(OpDef("rand_uniform", "elementwise", _infer, scalar=_rule, compute=_compute))

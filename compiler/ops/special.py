@@ -1,6 +1,6 @@
 """The error function and GELU.
 
-`erf` lowers float32 to a branch-free rational approximation (Eigen's and
+`erf` computes float32 by a branch-free rational approximation (Eigen's and
 XLA's erf: x * P(x^2) / Q(x^2) on x clamped to [-4, 4], where float32 erf is
 already +-1), so loops using it vectorize; max relative error ~4e-7 (tests
 compare with math.erf). float64 calls libm's erf.
@@ -26,24 +26,21 @@ _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-def _lower_erf(cg, args, dt, attrs):
+def _rule_erf(s, args, dt, attrs):
     (x,) = args
-    b = cg.b
     if dt is not float32:
-        ty = cg.lltype(dt)
-        return b.call(cg.declare("erf", ty, [ty]), [x])
-    four = cg.const(4.0, dt)
+        return s.math("erf", x, dt)
     # maximum/minimum propagate NaN, so erf(NaN) is NaN.
-    xc = cg.intrinsic("llvm.minimum", [cg.intrinsic("llvm.maximum", [x, cg.const(-4.0, dt)], dt), four], dt)
-    x2 = b.fmul(xc, xc)
+    xc = s.binary("min", s.binary("max", x, s.const(-4.0, dt), dt), s.const(4.0, dt), dt)
+    x2 = s.binary("mul", xc, xc, dt)
 
     def poly(coeffs):
-        acc = cg.const(coeffs[0], dt)
+        acc = s.const(coeffs[0], dt)
         for k in coeffs[1:]:
-            acc = cg.fma(acc, x2, cg.const(k, dt), dt)
+            acc = s.fma(acc, x2, s.const(k, dt), dt)
         return acc
 
-    return b.fdiv(b.fmul(xc, poly(_ERF_P)), poly(_ERF_Q))
+    return s.binary("div", s.binary("mul", xc, poly(_ERF_P), dt), poly(_ERF_Q), dt)
 
 
 def _vjp_erf(e, g, c):
@@ -51,7 +48,7 @@ def _vjp_erf(e, g, c):
     return (e.mul(g, e.mul(e.exp(e.neg(e.mul(x, x))), _TWO_OVER_SQRT_PI)),)
 
 
-register(OpDef("erf", "elementwise", _float_infer, lower=_lower_erf, compute=_compute_out, vjp=_vjp_erf,
+register(OpDef("erf", "elementwise", _float_infer, scalar=_rule_erf, compute=_compute_out, vjp=_vjp_erf,
                saves={0: (0,)}, grad_fn="ErfBackward0"))
 
 
