@@ -33,6 +33,8 @@ class OpDef:
                 saved values a second backward needs (or a function of attrs giving that)
     grad_fn:    PyTorch's name for the backward node, or a function of attrs
     edges:      which sources appear in grad_fn.next_functions (default: all)
+    public:     the PyTorch name of a unary elementwise op the frontend exposes as is
+                (`torch.exp`, `Tensor.exp`, `Tensor.exp_`); None for the rest
     scalar:     elementwise: its rule on one element, (s, args, compute dtype, attrs) -> value,
                 written once against the scalar builder `s` (compiler/scalar.py) that both
                 LLVM codegen and the MLIR printers implement
@@ -43,7 +45,7 @@ class OpDef:
     """
 
     __slots__ = (
-        "name", "kind", "infer", "vjp", "saves", "grad_fn", "edges", "scalar",
+        "name", "kind", "infer", "vjp", "saves", "grad_fn", "edges", "scalar", "public",
         "compute", "reduce", "index", "decompose", "doc",
     )
 

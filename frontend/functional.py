@@ -10,10 +10,12 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
+import sys
 import types
 from collections import namedtuple
 
 from llgrad.compiler import dtypes
+from llgrad.compiler.ops import on_register
 from llgrad.compiler.ops.shapes import normalize_dims, reduced_shape
 
 from . import indexing, scalars, trace_state, views
@@ -86,7 +88,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         raise NotImplementedError("div(rounding_mode=...) is not supported yet")
     if not isinstance(input, Tensor):
         # PyTorch computes `2 / x` as reciprocal(x) * 2 (MulBackward0 over ReciprocalBackward0).
-        return mul(reciprocal(other), input)
+        return mul(apply("reciprocal", other), input)
     return apply("div", input, other)
 
 
@@ -101,17 +103,6 @@ def pow(input, exponent) -> Tensor:
     if not isinstance(input, Tensor):
         return apply("rpow", exponent, input)
     return apply("pow", input, exponent)
-
-
-def neg(input: Tensor) -> Tensor:
-    return apply("neg", input)
-
-
-negative = named(neg, "negative")
-
-
-def reciprocal(input: Tensor) -> Tensor:
-    return apply("reciprocal", input)
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
@@ -139,35 +130,14 @@ def _checked_scalars(operands: tuple) -> tuple:
     return tuple(x if isinstance(x, Tensor) else scalars.checked(x, result) for x in operands)
 
 
-def _unary(name: str):
-    def fn(input: Tensor) -> Tensor:
-        return apply(name, input)
-
-    return named(fn, name)
-
-
-exp = _unary("exp")
-log = _unary("log")
-sqrt = _unary("sqrt")
-sin = _unary("sin")
-cos = _unary("cos")
-tanh = _unary("tanh")
-sigmoid = _unary("sigmoid")
-relu = _unary("relu")
-abs = _unary("abs")
-sign = _unary("sign")
-logical_not = _unary("logical_not")
-absolute = named(abs, "absolute")
-
-
 def bitwise_not(input: Tensor) -> Tensor:
     """~x: logical not of bools, bitwise not of integers (-x - 1 in two's complement)."""
     if input.dtype is dtypes.bool_:
-        return logical_not(input)
+        return apply("logical_not", input)
     if input.dtype.is_floating_point:
         raise TypeError(f"~ (operator.invert) is only implemented on integer and Boolean-type tensors, "
                         f"got {input.dtype!r}")
-    return sub(neg(input), 1)
+    return sub(apply("neg", input), 1)
 
 
 def logical_and(input, other) -> Tensor:
@@ -339,12 +309,6 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 
 # -- issue-3 ops ------------------------------------------------------------------------
 
-log1p = _unary("log1p")
-expm1 = _unary("expm1")
-exp2 = _unary("exp2")
-rsqrt = _unary("rsqrt")
-floor = _unary("floor")
-ceil = _unary("ceil")
 def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     """Half to even; with decimals, at that decimal place (negative: left of the point), computed
     as PyTorch does: round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d."""
@@ -360,10 +324,6 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:
     if out._grad_fn is not None:  # PyTorch's node for round(decimals=...)
         out._grad_fn.__class__ = node_class("RoundBackward1")
     return out
-
-trunc = _unary("trunc")
-fix = named(trunc, "fix")
-
 
 def square(input: Tensor) -> Tensor:
     return apply("pow_scalar", input, exponent=2)
@@ -810,16 +770,14 @@ def _forward(fn, name: str):
 
 def bind_methods() -> None:
     T = Tensor
-    for name in ("add", "sub", "mul", "div", "pow", "neg", "reciprocal", "maximum", "minimum", "exp",
-                 "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sign", "logical_not",
-                 "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge", "sum", "mean", "max",
-                 "min", "amax", "amin", "argmax", "argmin", "norm", "dot", "mm", "mv", "matmul",
-                 "reshape", "view", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "t",
-                 "expand", "expand_as", "to", "clone", "contiguous", "all", "any", "equal", "where",
-                 "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square",
-                 "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax",
-                 "logsumexp", "var", "std", "prod", "cumsum", "flip", "split", "chunk", "unbind", "narrow",
-                 "bmm", "select", "bitwise_not"):
+    # (ops the op table marks public have their function and methods already: _expose)
+    for name in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "logical_and", "logical_or", "eq",
+                 "ne", "lt", "le", "gt", "ge", "sum", "mean", "max", "min", "amax", "amin", "argmax",
+                 "argmin", "norm", "dot", "mm", "mv", "matmul", "reshape", "view", "flatten", "squeeze",
+                 "unsqueeze", "permute", "transpose", "t", "expand", "expand_as", "to", "clone", "contiguous",
+                 "all", "any", "equal", "where", "round", "fix", "square", "clamp", "clip", "clamp_min",
+                 "clamp_max", "masked_fill", "softmax", "log_softmax", "logsumexp", "var", "std", "prod",
+                 "cumsum", "flip", "split", "chunk", "unbind", "narrow", "bmm", "select", "bitwise_not"):
         setattr(T, name, globals()[name])
     for name in ("true_divide", "negative", "absolute", "greater", "less", "greater_equal", "less_equal",
                  "not_equal", "swapaxes", "swapdims"):
@@ -840,18 +798,16 @@ def bind_methods() -> None:
         setattr(T, f"__{name}__", _forward(fn, f"__{name}__"))
     for name, fn in (("rsub", sub), ("rtruediv", div), ("rpow", pow), ("rmatmul", matmul)):
         setattr(T, f"__{name}__", _reflected(fn, f"__{name}__"))
-    T.__neg__ = named(neg, "__neg__")
+    T.__neg__ = named(T.neg, "__neg__")
     T.__pos__ = lambda self: self
-    T.__abs__ = named(abs, "__abs__")
+    T.__abs__ = named(T.abs, "__abs__")
     T.__invert__ = named(bitwise_not, "__invert__")
     T.__hash__ = object.__hash__
     for name, fn in (("add", add), ("sub", sub), ("mul", mul), ("div", div), ("pow", pow)):
         setattr(T, name + "_", _inplace(fn, name + "_"))
         operator = f"__i{name if name != 'div' else 'truediv'}__"
         setattr(T, operator, _inplace_operator(fn, operator))
-    for name in ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sign",
-                 "reciprocal", "clamp", "clamp_min", "clamp_max", "log1p", "expm1", "exp2", "rsqrt",
-                 "floor", "ceil", "round", "trunc", "square", "masked_fill", "cumsum"):
+    for name in ("clamp", "clamp_min", "clamp_max", "round", "square", "masked_fill", "cumsum"):
         setattr(T, name + "_", _inplace(globals()[name], name + "_"))
     T.clip_ = _inplace(clip, "clip_")
     T.zero_ = _zero_
@@ -862,14 +818,37 @@ def bind_methods() -> None:
 
 
 __all__ = [
-    "add", "sub", "rsub", "mul", "div", "true_divide", "pow", "neg", "negative", "reciprocal", "maximum",
-    "minimum", "where", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "absolute",
-    "sign", "logical_not", "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge", "greater",
-    "greater_equal", "less", "less_equal", "not_equal", "equal", "all", "any", "sum", "mean", "max", "min",
-    "amax", "amin", "argmax", "argmin", "norm", "dot", "mm", "mv", "matmul", "bmm", "reshape", "flatten",
-    "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t", "expand_as", "clone",
-    "log1p", "expm1", "exp2", "rsqrt", "floor", "ceil", "round", "trunc", "fix", "square", "clamp", "clip",
-    "clamp_min", "clamp_max", "masked_fill", "softmax", "log_softmax", "logsumexp", "var", "std", "prod",
-    "cumsum", "flip", "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind", "narrow",
-    "select", "bitwise_not",
+    "add", "sub", "rsub", "mul", "div", "true_divide", "pow", "negative", "maximum", "minimum", "where",
+    "absolute", "logical_and", "logical_or", "eq", "ne", "lt", "le", "gt", "ge", "greater",
+    "greater_equal", "less", "less_equal", "not_equal", "equal", "all", "any", "sum", "mean", "max",
+    "min", "amax", "amin", "argmax", "argmin", "norm", "dot", "mm", "mv", "matmul", "bmm", "reshape",
+    "flatten", "squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t", "expand_as",
+    "clone", "round", "fix", "square", "clamp", "clip", "clamp_min", "clamp_max", "masked_fill",
+    "softmax", "log_softmax", "logsumexp", "var", "std", "prod", "cumsum", "flip", "cat", "concat",
+    "concatenate", "stack", "split", "chunk", "unbind", "narrow", "select", "bitwise_not",
 ]
+
+
+def _expose(op) -> None:
+    """An op the op table marks public (OpDef.public, a unary elementwise op whose function is
+    just the op): `torch.<name>`, `Tensor.<name>` and `Tensor.<name>_`, from that one entry.
+    Called for every op registered, now and later (an op a test or extension registers too)."""
+    name = op.public
+    if not name:
+        return
+    fn = named(lambda input: apply(op.name, input), name)
+    globals()[name] = fn
+    if name not in __all__:
+        __all__.append(name)
+    setattr(Tensor, name, fn)
+    setattr(Tensor, name + "_", _inplace(fn, name + "_"))
+    package = sys.modules.get("llgrad")
+    if package is not None and hasattr(package, "Tensor"):  # registered after `import llgrad`
+        setattr(package, name, fn)
+
+
+on_register(_expose)
+negative = named(neg, "negative")  # noqa: F821  (made by _expose)
+absolute = named(abs, "absolute")  # noqa: F821
+fix = named(trunc, "fix")  # noqa: F821
+__all__ += ["negative", "absolute", "fix"]

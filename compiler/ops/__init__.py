@@ -33,11 +33,23 @@ def canonical_attrs(attrs: dict) -> dict:
     return attrs
 
 
+_listeners: list = []  # called with each op registered (the frontend exposes public ops)
+
+
 def register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"op {op.name} defined twice")
     OPS[op.name] = op
+    for listener in _listeners:
+        listener(op)
     return op
+
+
+def on_register(listener) -> None:
+    """Call `listener(op)` for every op registered so far and from now on."""
+    _listeners.append(listener)
+    for op in list(OPS.values()):
+        listener(op)
 
 
 def make(op: OpDef | str, srcs: tuple, attrs: dict | None = None) -> Node:

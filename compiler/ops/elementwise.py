@@ -413,9 +413,17 @@ def _compute_masked_fill(node):
 
 # -- the entries -----------------------------------------------------------------
 
-def _ew(name, infer, scalar, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw):
-    register(OpDef(name, "elementwise", infer, scalar=scalar, vjp=vjp, saves=saves,
-                   grad_fn=grad_fn, compute=compute, **kw))
+def define(name: str, infer, scalar, vjp=None, saves=None, grad_fn=None, compute=_compute_out, **kw) -> OpDef:
+    """Register an elementwise op: its shape/dtype rule (`same_infer`, `float_infer`...), its
+    scalar rule (compiler/scalar.py), its VJP in IR ops, what the VJP saves, PyTorch's name for
+    its backward node, and `public=` the name under which the frontend exposes it. That one
+    entry is the whole op: codegen, the MLIR printers, autograd and `torch.<name>` follow."""
+    return register(OpDef(name, "elementwise", infer, scalar=scalar, vjp=vjp, saves=saves,
+                          grad_fn=grad_fn, compute=compute, **kw))
+
+
+_ew = define
+same_infer, float_infer, bool_infer = _same_infer, _float_infer, _bool_infer
 
 
 _ew("add", _same_infer, _arith("add", "or"), _vjp_add, grad_fn="AddBackward0")
@@ -443,35 +451,44 @@ for _name, _pred in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt
 
 _ew("logical_and", _bool_infer, _arith("and"), compute=_compute_bool)
 _ew("logical_or", _bool_infer, _arith("or"), compute=_compute_bool)
-_ew("logical_not", _bool_infer, lambda s, a, dt, at: s.not_(a[0]), compute=_compute_bool)
+_ew("logical_not", _bool_infer, lambda s, a, dt, at: s.not_(a[0]), compute=_compute_bool,
+    public="logical_not")
 
-_ew("neg", _neg_infer, lambda s, a, dt, at: s.neg(a[0], dt), _vjp_neg, grad_fn="NegBackward0")
-_ew("exp", _float_infer, _math("exp"), _vjp_exp, saves={0: ("out",)}, grad_fn="ExpBackward0")
-_ew("log", _float_infer, _math("log"), _vjp_log, saves={0: (0,)}, grad_fn="LogBackward0")
-_ew("sqrt", _float_infer, _math("sqrt"), _vjp_sqrt, saves={0: ("out",)}, grad_fn="SqrtBackward0")
-_ew("sin", _float_infer, _math("sin"), _vjp_sin, saves={0: (0,)}, grad_fn="SinBackward0")
-_ew("cos", _float_infer, _math("cos"), _vjp_cos, saves={0: (0,)}, grad_fn="CosBackward0")
-_ew("tanh", _float_infer, _math("tanh"), _vjp_tanh, saves={0: ("out",)}, grad_fn="TanhBackward0")
-_ew("sigmoid", _float_infer, _rule_sigmoid, _vjp_sigmoid, saves={0: ("out",)}, grad_fn="SigmoidBackward0")
-_ew("relu", _numeric_infer("relu"), _rule_relu, _vjp_relu, saves={0: ("out",)}, grad_fn="ReluBackward0")
-_ew("abs", _numeric_infer("abs"), _rule_abs, _vjp_abs, saves={0: (0,)}, grad_fn="AbsBackward0")
-_ew("sign", _same_infer, _rule_sign, _vjp_zero, grad_fn="SignBackward0")
+_ew("neg", _neg_infer, lambda s, a, dt, at: s.neg(a[0], dt), _vjp_neg, grad_fn="NegBackward0", public="neg")
+_ew("exp", _float_infer, _math("exp"), _vjp_exp, saves={0: ("out",)}, grad_fn="ExpBackward0", public="exp")
+_ew("log", _float_infer, _math("log"), _vjp_log, saves={0: (0,)}, grad_fn="LogBackward0", public="log")
+_ew("sqrt", _float_infer, _math("sqrt"), _vjp_sqrt, saves={0: ("out",)}, grad_fn="SqrtBackward0",
+    public="sqrt")
+_ew("sin", _float_infer, _math("sin"), _vjp_sin, saves={0: (0,)}, grad_fn="SinBackward0", public="sin")
+_ew("cos", _float_infer, _math("cos"), _vjp_cos, saves={0: (0,)}, grad_fn="CosBackward0", public="cos")
+_ew("tanh", _float_infer, _math("tanh"), _vjp_tanh, saves={0: ("out",)}, grad_fn="TanhBackward0",
+    public="tanh")
+_ew("sigmoid", _float_infer, _rule_sigmoid, _vjp_sigmoid, saves={0: ("out",)}, grad_fn="SigmoidBackward0",
+    public="sigmoid")
+_ew("relu", _numeric_infer("relu"), _rule_relu, _vjp_relu, saves={0: ("out",)}, grad_fn="ReluBackward0",
+    public="relu")
+_ew("abs", _numeric_infer("abs"), _rule_abs, _vjp_abs, saves={0: (0,)}, grad_fn="AbsBackward0", public="abs")
+_ew("sign", _same_infer, _rule_sign, _vjp_zero, grad_fn="SignBackward0", public="sign")
 _ew("reciprocal", _float_infer, _rule_reciprocal, _vjp_reciprocal, saves={0: ("out",)},
-    grad_fn="ReciprocalBackward0")
+    grad_fn="ReciprocalBackward0", public="reciprocal")
 _ew("cast", _cast_infer, lambda s, a, dt, at: s.convert(a[0], dt, at["dtype"]), _vjp_cast,
     grad_fn="ToCopyBackward0", compute=_compute_src)
 _ew("where", _where_infer, lambda s, a, dt, at: s.select(a[0], a[1], a[2], dt), _vjp_where,
     saves={1: (0,), 2: (0,)}, grad_fn="WhereBackward0", edges=(1, 2), compute=_compute_where)
 
-_ew("log1p", _float_infer, _math("log1p"), _vjp_log1p, saves={0: (0,)}, grad_fn="Log1PBackward0")
-_ew("expm1", _float_infer, _math("expm1"), _vjp_expm1, saves={0: ("out",)}, grad_fn="Expm1Backward0")
-_ew("exp2", _float_infer, _math("exp2"), _vjp_exp2, saves={0: ("out",)}, grad_fn="Exp2Backward0")
-_ew("rsqrt", _float_infer, _rule_rsqrt, _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0")
+_ew("log1p", _float_infer, _math("log1p"), _vjp_log1p, saves={0: (0,)}, grad_fn="Log1PBackward0",
+    public="log1p")
+_ew("expm1", _float_infer, _math("expm1"), _vjp_expm1, saves={0: ("out",)}, grad_fn="Expm1Backward0",
+    public="expm1")
+_ew("exp2", _float_infer, _math("exp2"), _vjp_exp2, saves={0: ("out",)}, grad_fn="Exp2Backward0",
+    public="exp2")
+_ew("rsqrt", _float_infer, _rule_rsqrt, _vjp_rsqrt, saves={0: ("out",)}, grad_fn="RsqrtBackward0",
+    public="rsqrt")
 # Rounding has a zero gradient almost everywhere (PyTorch returns zeros, not an error).
-_ew("floor", _same_infer, _rounding("floor"), _vjp_zero, grad_fn="FloorBackward0")
-_ew("ceil", _same_infer, _rounding("ceil"), _vjp_zero, grad_fn="CeilBackward0")
+_ew("floor", _same_infer, _rounding("floor"), _vjp_zero, grad_fn="FloorBackward0", public="floor")
+_ew("ceil", _same_infer, _rounding("ceil"), _vjp_zero, grad_fn="CeilBackward0", public="ceil")
 _ew("round", _same_infer, _rounding("roundeven"), _vjp_zero, grad_fn="RoundBackward0")
-_ew("trunc", _same_infer, _rounding("trunc"), _vjp_zero, grad_fn="TruncBackward0")
+_ew("trunc", _same_infer, _rounding("trunc"), _vjp_zero, grad_fn="TruncBackward0", public="trunc")
 _ew("clone", lambda srcs, attrs: (srcs[0].shape, srcs[0].dtype), lambda s, a, dt, at: a[0],
     _vjp_identity, grad_fn="CloneBackward0")
 _ew("masked_fill", _masked_fill_infer, lambda s, a, dt, at: s.select(a[1], a[2], a[0], dt), _vjp_masked_fill,
