@@ -229,12 +229,3 @@ def iterations(k: Kernel) -> int:
         return total
 
     return count(k.body)
-
-
-# -- printing -----------------------------------------------------------------------
-
-def format_kernel(k: Kernel) -> str:
-    """The kernel as loop-level MLIR (memrefs, scf.for, arith/math): see compiler/mlir_loops.py."""
-    from .mlir_loops import format_kernel as to_mlir
-
-    return to_mlir(k)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from .graph import Node
 from .ops import make
 from .ops.reduce import axes as reduce_axes
+from .walk import rewrite
 
 PARTS = 64
 MIN_ELEMENTS = 1 << 16
@@ -24,27 +25,13 @@ _SPLITTABLE = {"sum", "max", "min", "prod", "amax", "amin"}
 
 
 def split_reductions(roots: list[Node]) -> list[Node]:
-    memo: dict[int, Node] = {}
+    def rebuild(n: Node, srcs: tuple) -> Node:
+        if not n.srcs:
+            return n
+        new = n if all(a is b for a, b in zip(srcs, n.srcs)) else make(n.op, srcs, n.attrs)
+        return _split(new) if _worth_splitting(new) else new
 
-    def rebuild(node: Node) -> Node:
-        stack = [(node, False)]
-        while stack:
-            n, ready = stack.pop()
-            if n.id in memo:
-                continue
-            if n.buffer is not None or not n.srcs:
-                memo[n.id] = n
-                continue
-            if not ready:
-                stack.append((n, True))
-                stack.extend((s, False) for s in n.srcs if s.id not in memo)
-                continue
-            srcs = tuple(memo[s.id] for s in n.srcs)
-            new = n if all(a is b for a, b in zip(srcs, n.srcs)) else make(n.op, srcs, n.attrs)
-            memo[n.id] = _split(new) if _worth_splitting(new) else new
-        return memo[node.id]
-
-    return [rebuild(r) for r in roots]
+    return rewrite(roots, rebuild)
 
 
 def _worth_splitting(n: Node) -> bool:

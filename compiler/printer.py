@@ -48,6 +48,7 @@ from .mlir_scalar import (
 )
 from .ops import OPS
 from .scalar import REDUCTIONS
+from .walk import postorder
 
 _ITER = {True: '"reduction"', False: '"parallel"'}
 
@@ -110,22 +111,9 @@ class MlirModule:
         return "\n".join(lines) + "\n"
 
 
-def topo_order(roots: list[Node], stop=lambda n: False) -> list[Node]:
-    """Nodes reachable from `roots`, sources first; `stop` nodes are listed but not entered."""
-    order, seen = [], set()
-    for root in roots:
-        stack = [(root, False)]
-        while stack:
-            n, ready = stack.pop()
-            if n.id in seen:
-                continue
-            if ready or n.buffer is not None or not n.srcs or stop(n):
-                seen.add(n.id)
-                order.append(n)
-                continue
-            stack.append((n, True))
-            stack.extend((s, False) for s in reversed(n.srcs) if s.id not in seen)
-    return order
+def topo_order(roots: list[Node], stop=None) -> list[Node]:
+    """Nodes reachable from `roots`, sources first (walk.postorder)."""
+    return postorder(roots, stop)
 
 
 def inherited_marks(order: list[Node]) -> dict:

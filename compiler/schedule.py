@@ -31,6 +31,7 @@ from .ops.reduce import axes as reduce_axes
 from .parallel import split_reductions
 from .scalar import REDUCTIONS
 from .simplify import simplify
+from .walk import postorder
 
 
 @dataclass(eq=False)
@@ -142,7 +143,7 @@ class _Scheduler:
         self.roots = split_reductions(simplify(targets))
         self.inputs = inputs
         self.params = params
-        self.order = _topo(self.roots)
+        self.order = postorder(self.roots)
         self.trace = trace  # when set, each decision below records its reason there
         self.optional: set[int] = set()  # stored only if a kernel computes them anyway
         self.mat = self._materialized(required)
@@ -376,23 +377,6 @@ def src_indices_or_none(node: Node, idx: tuple) -> list:
     if node.op.kind in ("leaf", "iota"):
         return []
     return src_indices(node, idx)
-
-
-def _topo(roots: list[Node]) -> list[Node]:
-    order, seen = [], set()
-    for root in roots:
-        stack = [(root, False)]
-        while stack:
-            n, ready = stack.pop()
-            if n.id in seen:
-                continue
-            if ready or n.buffer is not None or not n.srcs:
-                seen.add(n.id)
-                order.append(n)
-                continue
-            stack.append((n, True))
-            stack.extend((s, False) for s in reversed(n.srcs) if s.id not in seen)
-    return order
 
 
 # -- emission ------------------------------------------------------------------------

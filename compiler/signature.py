@@ -12,6 +12,7 @@ pending segment (runtime/pending.py) builds the same entries as ops are recorded
 from __future__ import annotations
 
 from .graph import Node
+from .walk import postorder
 
 
 def entry_of(node: Node, refs: tuple) -> tuple:
@@ -35,24 +36,13 @@ def canonicalize(targets: list[Node]) -> tuple[tuple, list[Node], list[Node]]:
     parts: list = []
     inputs: list[Node] = []
     params: list[Node] = []
-    for root in targets:
-        stack = [(root, False)]
-        while stack:
-            node, ready = stack.pop()
-            if node.id in ids:
-                continue
-            if node.buffer is not None or not node.srcs:
-                if node.buffer is not None:
-                    inputs.append(node)
-                elif node.op.name == "param":
-                    params.append(node)
-                parts.append(entry_of(node, ()))
-            elif not ready:
-                stack.append((node, True))
-                stack.extend((s, False) for s in reversed(node.srcs) if s.id not in ids)
-                continue
-            else:
-                parts.append(entry_of(node, tuple(ids[s.id] for s in node.srcs)))
-            ids[node.id] = len(ids)
+    for node in postorder(targets):
+        if node.buffer is not None:
+            inputs.append(node)
+        elif not node.srcs and node.op.name == "param":
+            params.append(node)
+        refs = tuple(ids[s.id] for s in node.srcs) if node.buffer is None else ()
+        parts.append(entry_of(node, refs))
+        ids[node.id] = len(ids)
     key = (tuple(parts), tuple(ids[t.id] for t in targets))
     return key, inputs, params

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .graph import Node
 from .graph import _ids as graph_ids
 from .ops import OPS, IREmitter, make
+from .walk import postorder, use_counts
 
 # Views whose index rewrite is a reshape, permute, slice or select under another name.
 _AS_RESHAPE = {"squeeze", "unsqueeze", "unsafe_view"}
@@ -36,7 +37,7 @@ def simplify(targets: list[Node]) -> list[Node]:
             return node
         return table.setdefault(key, node)
 
-    uses = _use_counts(targets)
+    uses = use_counts(targets)
 
     def rebuild(node: Node, srcs: tuple) -> Node:
         op = node.op
@@ -89,19 +90,13 @@ def simplify(targets: list[Node]) -> list[Node]:
         return new
 
     def visit(root: Node) -> Node:
-        stack = [(root, False)]
-        while stack:
-            node, ready = stack.pop()
+        for node in postorder([root], stop=lambda n: n.id in memo):
             if node.id in memo:
                 continue
             if node.buffer is not None or not node.srcs:
                 memo[node.id] = intern(node) if node.buffer is None else node
-                continue
-            if not ready:
-                stack.append((node, True))
-                stack.extend((s, False) for s in node.srcs if s.id not in memo)
-                continue
-            memo[node.id] = inherit(rebuild(node, tuple(memo[s.id] for s in node.srcs)), node)
+            else:
+                memo[node.id] = inherit(rebuild(node, tuple(memo[s.id] for s in node.srcs)), node)
         return memo[root.id]
 
     roots = [visit(t) for t in targets]
@@ -111,24 +106,6 @@ def simplify(targets: list[Node]) -> list[Node]:
 
 
 __all__ = ["simplify", "OPS"]
-
-
-def _use_counts(targets: list[Node]) -> dict[int, int]:
-    """How many times each node of the graph is read (a target counts as one read)."""
-    uses: dict[int, int] = {}
-    seen: set[int] = set()
-    stack = list(targets)
-    for t in targets:
-        uses[t.id] = uses.get(t.id, 0) + 1
-    while stack:
-        n = stack.pop()
-        if n.id in seen or n.buffer is not None:
-            continue
-        seen.add(n.id)
-        for s in n.srcs:
-            uses[s.id] = uses.get(s.id, 0) + 1
-            stack.append(s)
-    return uses
 
 
 def _transposed_product(node: Node, src: Node):

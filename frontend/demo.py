@@ -35,7 +35,7 @@ def main() -> None:
     prog = torch.debug.last_program()
     print(f"\n## Fused kernels of the compiled step ({len(prog.kernels)} kernel, "
           f"compiled in {prog.compile_seconds * 1e3:.1f} ms)")
-    print(prog.stages["kernels"])
+    print(prog.kernel_text())
     print("\n## Result")
     print("out    =", out)
     print("x.grad =", x.grad)

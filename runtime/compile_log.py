@@ -61,7 +61,7 @@ def reason(key) -> tuple[str, str]:
     with _lock:
         recent = list(_recent)
     backend = ""
-    if key[1][:1] == ("backend",):  # runtime/mlir_backend.py tags keys of other backends
+    if key[1][:1] == ("backend",):  # runtime/backend.py tags keys of other backends
         key, backend = key[0], key[1][1]
         recent = [(k[0], n) for k, n in recent if k[1][:1] == ("backend",) and k[1][1] == backend]
     else:

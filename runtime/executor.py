@@ -28,7 +28,7 @@ from llgrad.compiler.schedule import schedule
 from llgrad.compiler.signature import canonicalize
 
 # (issue 5: debugging hooks, MLIR backend)
-from . import compile_log, config, diskcache, dump, forking, kernels, mlir_backend, pending
+from . import backend, compile_log, config, diskcache, dump, forking, kernels, pending
 from . import program as _program
 
 _programs: OrderedDict = OrderedDict()  # canonical key -> Program, least recently used first
@@ -78,7 +78,7 @@ def max_programs() -> int:
 def _key(outputs: list[Node]) -> tuple:
     """(cache key, inputs, params): the canonical graph of `outputs`."""
     key, inputs, params = canonicalize(outputs)
-    return mlir_backend.tag(key), inputs, params  # the two backends' programs never mix
+    return backend.tag(key), inputs, params  # the two backends' programs never mix
 
 
 def lookup(targets: list[Node]):
@@ -137,7 +137,7 @@ def _lookup_or_build(outputs: list[Node], registered: list):
         return prog, inputs, params, outputs, required
     evicted = []
     try:
-        prog = mlir_backend.build(sched, _symbol(key), outputs, inputs, params)
+        prog = backend.current().build(sched, _symbol(key), outputs, inputs, params)
         if disk is not None:
             disk.put(text, prog.plan, prog.object_code)
     finally:
@@ -155,8 +155,8 @@ def _lookup_or_build(outputs: list[Node], registered: list):
 
 
 def _nodes(key) -> int:
-    """Graph nodes of a canonical key (mlir_backend.tag wraps the other backend's keys)."""
-    graph = key if mlir_backend.get_backend() == "llgrad" else key[0]
+    """Graph nodes of a canonical key (backend.tag wraps the other backend's keys)."""
+    graph = key if backend.get_backend() == "llgrad" else key[0]
     return len(graph[0])
 
 
@@ -290,7 +290,7 @@ def _run_segment(seg: pending.Segment, targets: list[Node]):
         if not outs:  # nothing live is pending: what the segment recorded is dead
             pending.take().close()
             return None
-        key = pending.SegmentKey(seg, outs, mlir_backend.get_backend())
+        key = pending.SegmentKey(seg, outs, backend.get_backend())
         bound = _bindings.get(key)
         if bound is not None:
             _stats["cache_hits"] += 1

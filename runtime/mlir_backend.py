@@ -1,6 +1,6 @@
 """An optional second backend: MLIR's own pipeline lowers llgrad's tensor-level IR.
 
-    LLGRAD_BACKEND=mlir      or      llgrad.runtime.set_backend("mlir")
+    LLGRAD_BACKEND=mlir      or      llgrad.runtime.set_backend("mlir")   (runtime/backend.py)
 
 The optimized graph is printed as tensor-level MLIR (compiler/printer.py) in
 destination-passing style: outputs come in as tensor arguments and the
@@ -29,8 +29,6 @@ import time
 
 from . import config
 
-BACKENDS = ("llgrad", "mlir")
-
 PIPELINE = ",".join([
     "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}",
     "drop-equivalent-buffer-results",
@@ -48,9 +46,6 @@ PIPELINE = ",".join([
     "convert-func-to-llvm",
     "reconcile-unrealized-casts",
 ])
-
-_backend = [config.get("LLGRAD_BACKEND")]
-
 
 class MlirUnavailable(RuntimeError):
     """The MLIR tools are not installed (or the graph has an op they cannot express)."""
@@ -72,7 +67,7 @@ def _find(variable: str, tool: str) -> str | None:
     return shutil.which(f"{tool}-19") or shutil.which(tool)
 
 
-def _require_tools() -> tuple[str, str]:
+def require_tools() -> tuple[str, str]:
     found = tools()
     if found is None:
         raise MlirUnavailable(
@@ -82,35 +77,13 @@ def _require_tools() -> tuple[str, str]:
     return found
 
 
-def set_backend(name: str) -> None:
-    """Choose how programs are lowered: "llgrad" (default) or "mlir" (needs the MLIR tools)."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}")
-    if name == "mlir":
-        _require_tools()
-    _backend[0] = name
+class MlirBackend:
+    """The backend (runtime/backend.py) lowering with MLIR's own pipeline."""
 
+    name = "mlir"
 
-def get_backend() -> str:
-    return _backend[0]
-
-
-def tag(key):
-    """The cache key of a graph under the current backend (llgrad's keys are unchanged)."""
-    name = _backend[0]
-    return key if name == "llgrad" else (key, ("backend", name))
-
-
-def build(schedule, name: str, outputs: list, inputs: list, params: list):
-    """The program for a scheduled graph, lowered by the current backend."""
-    from . import program as _program
-
-    backend = _backend[0]
-    if backend == "llgrad":
-        return _program.build(schedule, name)
-    if backend != "mlir":
-        raise ValueError(f"LLGRAD_BACKEND={backend!r} is not a backend: choose from {', '.join(BACKENDS)}")
-    return build_mlir(schedule, name, outputs, inputs, params)
+    def build(self, schedule, symbol: str, outputs: list, inputs: list, params: list):
+        return build_mlir(schedule, symbol, outputs, inputs, params)
 
 
 # -- the MLIR path ------------------------------------------------------------------------------------
@@ -133,7 +106,7 @@ def module_text(schedule, name: str, outputs: list, inputs: list, params: list) 
 
 def lower(text: str) -> str:
     """Tensor-level MLIR -> LLVM IR text, through mlir-opt and mlir-translate."""
-    opt, translate = _require_tools()
+    opt, translate = require_tools()
     lowered = _run([opt, f"--pass-pipeline=builtin.module({PIPELINE})", "-"], text, "mlir-opt")
     return _run([translate, "--mlir-to-llvmir", "-"], lowered, "mlir-translate")
 

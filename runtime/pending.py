@@ -26,6 +26,7 @@ import weakref
 from llgrad.compiler.graph import Node
 from llgrad.compiler.ops import OPS
 from llgrad.compiler.signature import entry_of
+from llgrad.compiler.walk import postorder
 
 # A bound on one pending graph (nodes, leaves included). Large enough that no ordinary training
 # step is cut in two; small enough that a never-read chain compiles in bounded time.
@@ -89,18 +90,10 @@ class Segment:
         p = index.get(node.id)
         if p is not None:
             return p
-        stack = [(node, False)]
-        while stack:
-            n, ready = stack.pop()
-            if n.id in index:
-                continue
-            if n.buffer is not None or not n.srcs:
-                self._append(n, entry_of(n, ()))
-            elif ready:
-                self._append(n, entry_of(n, tuple(index[s.id] for s in n.srcs)))
-            else:
-                stack.append((n, True))
-                stack.extend((s, False) for s in reversed(n.srcs) if s.id not in index)
+        for n in postorder([node], stop=lambda n: n.id in index):
+            if n.id not in index:
+                refs = () if n.buffer is not None else tuple(index[s.id] for s in n.srcs)
+                self._append(n, entry_of(n, refs))
         return index[node.id]
 
     def node(self, pos: int) -> Node:

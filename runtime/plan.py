@@ -1,8 +1,8 @@
 """The plan of a compiled program: everything `run` needs besides the native code.
 
 The buffer table (slot, shape, dtype, role), which slots are the outputs, the
-kind of each run-time scalar, the entry symbol, and for dumps the kernel
-names and their loop-IR text. It is derived from the schedule, holds no graph
+kind of each run-time scalar, the entry symbol, the kernel names, and what the
+entry links against. It is derived from the schedule, holds no graph
 nodes (a cached program must not keep a user's tensors alive), and is stored
 as JSON next to the object code in the disk cache, so that a process loading
 a program from disk needs neither the scheduler nor LLVM's optimizer.
@@ -34,7 +34,6 @@ class Plan:
     outputs: tuple[int, ...]  # slot of each requested output, in order; -1: not stored (optional)
     param_floats: tuple[bool, ...]  # per run-time scalar: passed as a double (else int64)
     kernels: tuple[str, ...] = ()
-    kernel_text: str = ""
     # Whether `<symbol>_mt` (the multithreaded entry) exists, and the program's loop
     # iterations, which decide whether a run is worth splitting across threads.
     threaded: bool = False
@@ -53,7 +52,6 @@ class Plan:
             outputs=tuple(-1 if b is None else b.slot for b in schedule.outputs),
             param_floats=tuple(p.dtype.is_floating_point for p in schedule.params),
             kernels=tuple(k.name for k in schedule.kernels),
-            kernel_text="\n\n".join(L.format_kernel(k) for k in schedule.kernels),
             threaded=True,
             work=sum(L.iterations(k) for k in schedule.kernels),
             kernel_objects=tuple(kernel_objects),
@@ -67,7 +65,6 @@ class Plan:
             "outputs": list(self.outputs),
             "param_floats": list(self.param_floats),
             "kernels": list(self.kernels),
-            "kernel_text": self.kernel_text,
             "threaded": self.threaded,
             "work": self.work,
             "kernel_objects": list(self.kernel_objects),
@@ -97,8 +94,8 @@ class Plan:
             kernels = tuple(data["kernels"])
             if not all(isinstance(k, str) for k in kernels):
                 raise ValueError("bad kernel names")
-            symbol, text = data["symbol"], data["kernel_text"]
-            if not isinstance(symbol, str) or not symbol.isidentifier() or not isinstance(text, str):
+            symbol = data["symbol"]
+            if not isinstance(symbol, str) or not symbol.isidentifier():
                 raise ValueError("bad symbol")
             threaded, work = data.get("threaded", False), data.get("work", 0)
             if not isinstance(threaded, bool) or not _is_int(work) or work < 0:
@@ -108,7 +105,7 @@ class Plan:
                 raise ValueError("bad link list")
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed plan: {e!r}") from None
-        return cls(symbol, tuple(bufs), outputs, floats, kernels, text, threaded, work, linked, gemm)
+        return cls(symbol, tuple(bufs), outputs, floats, kernels, threaded, work, linked, gemm)
 
     def schedule(self) -> Schedule:
         """A schedule holding this plan's buffer table; kernels appear by name only.

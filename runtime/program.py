@@ -52,7 +52,7 @@ class Program:
         self.compile_seconds = compile_seconds
         # The loop IR when compiled here; from disk, the buffer table and kernel names only.
         self.schedule = schedule if schedule is not None else plan.schedule()
-        self.stages = {"kernels": plan.kernel_text}  # text of each compiler stage, for dumps
+        self.stages: dict = {}  # text a backend adds for dumps (the MLIR backend's module)
         libraries = _libraries(plan, kernel_objects or {})
         if plan.threaded:
             addrs, self._tracker = jit().load_many(object_code, [plan.symbol, plan.symbol + "_mt"], libraries)
@@ -88,6 +88,12 @@ class Program:
 
     def assembly(self) -> str:
         return jit().emit_assembly(self.optimized_module())
+
+    def kernel_text(self) -> str:
+        """The kernels as loop-level MLIR, printed now (compiling prints nothing)."""
+        from llgrad.compiler import mlir_loops
+
+        return mlir_loops.format_program(self.schedule.kernels, self.schedule.bufs, self.name)
 
     def run(self, inputs: list[Buffer], params: list) -> list[Buffer]:
         """Run on input buffers (in slot order) and scalars; return the output buffers."""

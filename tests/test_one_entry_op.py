@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from llgrad.compiler.ops import OPS
 from llgrad.compiler.ops.elementwise import define, float_infer
-from llgrad.runtime import mlir_backend
+from llgrad.runtime import backend, mlir_backend
 from test_mlir_valid import MLIR_OPT, verify
 
 
@@ -81,9 +81,9 @@ def test_the_mlir_dumps_show_its_rule_and_verify():
 def test_the_mlir_backend_computes_it_too():
     x = llgrad.tensor(X.astype(np.float32))
     ours = (llgrad.softsign(x) * 3).numpy()
-    mlir_backend.set_backend("mlir")
+    backend.set_backend("mlir")
     try:
         theirs = (llgrad.softsign(llgrad.tensor(X.astype(np.float32))) * 3).numpy()
     finally:
-        mlir_backend.set_backend("llgrad")
+        backend.set_backend("llgrad")
     np.testing.assert_allclose(theirs, ours, rtol=1e-6)
