@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from llgrad.compiler.printer import format_graph
 from llgrad.runtime import dump as _dump
 from llgrad.runtime.executor import last_program, lookup
 
@@ -39,9 +38,19 @@ def kernels(*tensors: Tensor) -> list[str]:
     return [k.name for k in program(*tensors).kernels]
 
 
-def graph_text(*tensors: Tensor, name: str = "graph") -> str:
-    """The pending graph IR that computes `tensors`, as an MLIR module (tensor level)."""
-    return format_graph([t._node for t in tensors], name)
+def graph_text(*tensors: Tensor, name: str = "graph", form: str = "compact") -> str:
+    """The pending graph that computes `tensors`: compact (one line per op, like a jaxpr), or
+    form="mlir" for the tensor-level MLIR module (what LLGRAD_DUMP and mlir-opt read)."""
+    roots = [t._node for t in tensors]
+    if form == "compact":
+        from llgrad.compiler.text import format_compact
+
+        return format_compact(roots)
+    if form == "mlir":
+        from llgrad.compiler.printer import format_graph
+
+        return format_graph(roots, name)
+    raise ValueError(f"form must be 'compact' or 'mlir', not {form!r}")
 
 
 def trace_grad(output: Tensor, inputs) -> list[Tensor]:

@@ -154,3 +154,19 @@ def test_recording_locations_can_be_turned_off():
     text = llgrad.debug.dump(z, stage="forward")
     line = _line() - 3  # of `z = y * 2`
     assert f":{line}:" in text and "math.exp" in text  # unlocated ops show the line that reads them
+
+
+def test_graph_text_is_compact_by_default_and_mlir_on_request():
+    x = llgrad.ones(2, 2, requires_grad=True)
+    y = x + 2  # the line the text points at
+    line = _line() - 1
+    out = (y * y * 3).mean()
+    text = llgrad.debug.graph_text(out)
+    lines = text.splitlines()
+    assert lines[0] == "{ lambda in0:f32[2,2] ; p0:i64=2 p1:i64=3 ."
+    assert lines[1].startswith("  let %0:f32[2,2] = add in0 p0") and f"test_debug_dump.py:{line}" in lines[1]
+    assert "%3:f32[] = mean[dims=None keepdim=False] %2" in text and lines[-1] == "  in ( %3 ) }"
+    (g,) = llgrad.debug.trace_grad(out, x)
+    assert "backward" in llgrad.debug.graph_text(g)
+    mlir = llgrad.debug.graph_text(out, form="mlir")
+    assert "linalg.generic" in mlir and "func.func" in mlir
