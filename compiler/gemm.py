@@ -82,6 +82,10 @@ class Pack:
         self.row0, self.col0, self.rows, self.cols = row0, col0, rows, cols
         self.extent_row, self.extent_col, self.dtype = extent_row, extent_col, dtype
         self.work = extent_row * extent_col  # values copied, for `loopir.iterations`
+        # Vectors of a B strip: the micro-kernel's tile width; A strips are MR rows (its packing
+        # function is the one for two vectors). Codegen and the printers both read these.
+        self.vectors = 2 if which == "a" else tile_vectors(cols, dtype)
+        self.strip = MR if which == "a" else self.vectors * vector_lanes(dtype)
 
 
 def affine_access(em, node: Node, idx: tuple):
@@ -269,8 +273,7 @@ def _micro_function(module, dtype: DType, vectors: int, define: bool = False) ->
 
 def pack(kcg, s: Pack) -> None:
     """Call the module's packing function for this block."""
-    vectors = 2 if s.which == "a" else tile_vectors(s.cols, s.dtype)
-    fn = _pack_function(kcg.module, s.dtype, s.which, vectors)
+    fn = _pack_function(kcg.module, s.dtype, s.which, s.vectors)
     i64 = ir.IntType(64)
     c = lambda v: ir.Constant(i64, v)  # noqa: E731
     kcg.b.call(fn, [kcg.ptr[id(s.src)], kcg.index(s.base), c(s.stride_row), c(s.stride_col),

@@ -100,7 +100,7 @@ class _KernelPrinter:
         b, ind = self.b, self.b.indent
         c = lambda n: b.index_const(n)  # noqa: E731
         t = mlir_type(s.dtype)
-        strip = MR if s.which == "a" else 2 * (64 // s.dtype.itemsize)
+        strip = s.strip  # the statement's own: what codegen packs
         major, minor = (s.extent_row, s.extent_col) if s.which == "a" else (s.extent_col, s.extent_row)
         self.lines.append(f"{ind}// pack {s.which.upper()} block: strips of {strip}")
         base, row0, col0 = self.index(s.base), self.index(s.row0), self.index(s.col0)

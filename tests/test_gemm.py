@@ -4,6 +4,7 @@ import llgrad
 import numpy as np
 import pytest
 from llgrad.compiler import gemm
+from llgrad.compiler.gemm import MicroKernel, Pack
 from llgrad.runtime import gemm_library
 from llgrad.runtime.jit import jit
 
@@ -65,3 +66,19 @@ def _statements(body):
     for s in body:
         yield s
         yield from _statements(getattr(s, "body", []))
+
+
+def test_the_kernels_dump_shows_the_tiles_and_strips_that_ran():
+    # The dump is printed from the statements the code runs: a 10-column product packs B in
+    # strips of one vector (16 float32), not two (the printer once said 32 next to 8x16 tiles).
+    a, b = np.random.default_rng(0).standard_normal((2, 256, 64)).astype(np.float32)[0], \
+        np.random.default_rng(1).standard_normal((64, 10)).astype(np.float32)
+    out = llgrad.tensor(a) @ llgrad.tensor(b)
+    text = llgrad.debug.dump(out, stage="kernels")
+    prog = llgrad.debug.program(out)
+    statements = [s for k in prog.kernels for s in _statements(k.body)]
+    packs = {s.which: s.strip for s in statements if isinstance(s, Pack)}
+    tiles = {s.nr for s in statements if isinstance(s, MicroKernel)}
+    assert packs["b"] == 16 and tiles == {16}
+    assert f"pack B block: strips of {packs['b']}" in text and f"pack A block: strips of {packs['a']}" in text
+    assert f"({gemm.MR}x{tiles.pop()} register tiles)" in text
