@@ -169,7 +169,7 @@ class _Scope:
         return None
 
 
-class _KernelCodegen:
+class _KernelCodegen(L.StatementVisitor):
     def __init__(self, module: ir.Module, kernel: L.Kernel, name: str, params: tuple | None = None) -> None:
         """`params`: the program scalar slots the kernel reads, in the order of its own params
         array (a kernel compiled on its own, kernel_key.KernelKey); None: the program's array."""
@@ -217,23 +217,13 @@ class _KernelCodegen:
         self.alloca_builder.branch(self.fn.blocks[1])
         return self.fn
 
-    # -- statements -----------------------------------------------------------
-    def block(self, stmts: list) -> None:
-        for s in stmts:
-            if isinstance(s, L.Loop):
-                self.loop(s)
-            elif isinstance(s, L.Store):
-                self.store(s)
-            elif isinstance(s, L.AccInit):
-                self.acc_init(s.acc)
-            elif isinstance(s, L.AccUpdate):
-                self.acc_update(s)
-            elif isinstance(s, MicroKernel):
-                micro_kernel(self, s)
-            elif isinstance(s, Pack):
-                pack(self, s)
-            else:  # pragma: no cover
-                raise TypeError(s)
+    # -- statements (StatementVisitor: block() calls these by statement kind) -----------------
+    def micro_kernel(self, s: MicroKernel) -> None:
+        micro_kernel(self, s)
+
+    def pack(self, s: Pack) -> None:
+        pack(self, s)
+
 
     def loop(self, s: L.Loop, split: bool = False) -> None:
         if s.var.extent <= 0:  # the loop below tests at the bottom: empty loops must not be entered
@@ -284,7 +274,8 @@ class _KernelCodegen:
             v = self.b.zext(v, I8)
         self.b.store(v, self.address(s.buf, s.index, None))
 
-    def acc_init(self, acc: L.Acc) -> None:
+    def acc_init(self, s: L.AccInit) -> None:
+        acc = s.acc
         ty = lltype(acc.dtype)
         slot = self.alloca_builder.alloca(ty, name=acc.name)
         self.b.store(self._identity(acc), slot)

@@ -54,6 +54,8 @@ class MicroKernel:
     MC x NC tile; `first` (an index that is 0 on the first K slice) says whether to store or add.
     """
 
+    visit = "micro_kernel"  # the StatementVisitor method that emits it (loopir)
+
     def __init__(self, a: L.Buf, b: L.Buf, c: L.Buf, dtype: DType, m: int, n: int,
                  batch: Sym, row0: Sym, col0: Sym, first: Sym) -> None:
         self.a, self.b, self.c, self.dtype = a, b, c, dtype
@@ -73,6 +75,8 @@ class Pack:
     shared function). which="a": MR-row strips of dst[strip][k][r] = src[row0 + r, k0 + k];
     which="b": NR-column strips of dst[strip][k][c] = src[k0 + k, col0 + c]. Outside the
     matrix (rows x cols) the packed value is zero."""
+
+    visit = "pack"  # the StatementVisitor method that emits it (loopir)
 
     def __init__(self, which: str, src: L.Buf, base: Sym, stride_row: int, stride_col: int, dst: L.Buf,
                  row0: Sym, col0: Sym, rows: int, cols: int, extent_row: int, extent_col: int,

@@ -10,6 +10,7 @@ value object once per loop scope.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .dtypes import DType
 from .graph import OpDef
@@ -182,6 +183,7 @@ class Acc:
 
 @dataclass(eq=False)
 class Loop:
+    visit: ClassVar[str] = "loop"  # the method of a StatementVisitor that emits it
     var: Var
     body: list = field(default_factory=list)
     role: str = "parallel"  # "parallel" (independent iterations), "reduce" or "serial"
@@ -189,6 +191,7 @@ class Loop:
 
 @dataclass(eq=False)
 class Store:
+    visit: ClassVar[str] = "store"  # the method of a StatementVisitor that emits it
     buf: Buf
     index: Sym
     value: Value
@@ -196,14 +199,25 @@ class Store:
 
 @dataclass(eq=False)
 class AccInit:
+    visit: ClassVar[str] = "acc_init"  # the method of a StatementVisitor that emits it
     acc: Acc
 
 
 @dataclass(eq=False)
 class AccUpdate:
+    visit: ClassVar[str] = "acc_update"  # the method of a StatementVisitor that emits it
     acc: Acc
     value: Value
     index: Sym | None = None  # position, for argmax/argmin
+
+
+class StatementVisitor:
+    """What emits a kernel's statements (LLVM codegen, the MLIR loop printer): a method per kind
+    of statement, named by the statement class's `visit` (gemm's statements have theirs too)."""
+
+    def block(self, stmts: list) -> None:
+        for s in stmts:
+            getattr(self, s.visit)(s)
 
 
 @dataclass(eq=False)

@@ -39,7 +39,7 @@ def _params_type(k: L.Kernel) -> str:
     return f"memref<{k.params}xi64>"
 
 
-class _KernelPrinter:
+class _KernelPrinter(L.StatementVisitor):
     def __init__(self, kernel: L.Kernel, decls: dict) -> None:
         self.k = kernel
         self.lines: list[str] = []
@@ -70,22 +70,6 @@ class _KernelPrinter:
         return None
 
     # -- statements ----------------------------------------------------------------------------
-    def block(self, stmts: list) -> None:
-        for s in stmts:
-            if isinstance(s, L.Loop):
-                self.loop(s)
-            elif isinstance(s, L.Store):
-                self.store(s)
-            elif isinstance(s, L.AccInit):
-                self.acc_init(s.acc)
-            elif isinstance(s, L.AccUpdate):
-                self.acc_update(s)
-            elif isinstance(s, MicroKernel):
-                self.micro_kernel(s)
-            elif isinstance(s, Pack):
-                self.pack(s)
-            else:  # pragma: no cover
-                raise TypeError(s)
 
     def _packed_offset(self, i: str, strip: int, depth: int) -> str:
         """Offset of element (i, k=0) in a block packed as strips of `strip` (i // strip, k, i % strip)."""
@@ -202,7 +186,8 @@ class _KernelPrinter:
         self.lines.append(f"{self.b.indent}memref.store {v}, {self.buf_names[id(s.buf)]}[{where}] : "
                           f"{memref_type(s.buf)}")
 
-    def acc_init(self, acc: L.Acc) -> None:
+    def acc_init(self, s: L.AccInit) -> None:
+        acc = s.acc
         slot = f"%{acc.name}"
         self.prologue.append(f"    {slot} = memref.alloca() : memref<{mlir_type(acc.dtype)}>")
         init = self.b.const(REDUCTIONS[acc.kind].identity(acc.dtype), acc.dtype)
