@@ -17,7 +17,8 @@ from llvmlite import ir
 from . import loopir as L
 from . import mathlib
 from .dtypes import DType, bool_, float32, float64, int64
-from .gemm import MicroKernel, Pack, micro_kernel, pack
+from .gemm import MicroKernel, Pack
+from .gemm_llvm import micro_kernel, pack
 from .index import FloorDiv, Mod, Sym, Var
 from .scalar import REDUCTIONS, Scalar
 

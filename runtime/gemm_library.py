@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from llgrad.compiler import gemm
+from llgrad.compiler import gemm, gemm_llvm
 
 from . import diskcache, forking
 from .plan import Plan
@@ -30,7 +30,7 @@ def object_code() -> bytes:
 
 def entry_points() -> list[str]:
     """The functions programs call in the library: what its object code must define."""
-    return [f.name for f in gemm.library_module(define=False).functions]
+    return [f.name for f in gemm_llvm.library_module(define=False).functions]
 
 
 def _load_or_compile() -> bytes:
@@ -47,7 +47,7 @@ def _load_or_compile() -> bytes:
             if not missing:
                 return found[1]
             disk.discard(text, f"it is not the GEMM library: it does not define {missing[0]}")
-    module = gemm.library_module()
+    module = gemm_llvm.library_module()
     module.triple = jit().triple
     obj = compile_worker.compile_object(str(module))
     missing = jit().undefined(obj, expected)

@@ -3,7 +3,7 @@
 import llgrad
 import numpy as np
 import pytest
-from llgrad.compiler import gemm
+from llgrad.compiler import gemm, gemm_llvm
 from llgrad.compiler.gemm import MicroKernel, Pack
 from llgrad.runtime import gemm_library
 from llgrad.runtime.jit import jit
@@ -50,7 +50,7 @@ def test_depth_is_cut_into_equal_slices():
 
 
 def test_library_code_is_fma_vectors_and_register_transposes():
-    library = str(gemm.library_module())
+    library = str(gemm_llvm.library_module())
     assert "llvm.fma.v16f32" in library and "llvm.fma.v8f64" in library  # 512-bit register tiles
     assert "shufflevector <8 x float>" in library  # the 8x8 transposes of the packing
     if "+fma" in jit().features.split(","):
