@@ -268,6 +268,8 @@ def _record(op, node, srcs, out: Tensor) -> None:
                 e = ref() if ref is not None else None
                 if e is None:
                     e = accumulator(s)
+            elif e.multi_output:  # one of several outputs of a custom Function: which one
+                e = (e, e.output_nr[id(s)])
             edges.append(e)
         else:
             needs.append(False)

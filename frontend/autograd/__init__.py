@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import warnings
 
+from . import functional
+from .custom import Function, FunctionCtx
 from .engine import backward, grad
 from .function import AccumulateGrad, BackwardNode, Node
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 
 def Variable(data, requires_grad: bool = False, volatile: bool = False):
@@ -29,5 +32,6 @@ class graph:
     Node = Node
 
 
-__all__ = ["Variable", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
-           "is_grad_enabled", "Node", "BackwardNode", "AccumulateGrad", "graph"]
+__all__ = ["Function", "FunctionCtx", "functional", "gradcheck", "gradgradcheck", "GradcheckError",
+           "Variable", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+           "Node", "BackwardNode", "AccumulateGrad", "graph"]

@@ -99,7 +99,7 @@ def _collect(roots: list) -> dict:
 
 def _edges(fn) -> list:
     if isinstance(fn, BackwardNode):
-        return [(e, i) for i, e in enumerate(fn._src_values)]
+        return [(e[0] if type(e) is tuple else e, i) for i, e in enumerate(fn._src_values)]
     return []
 
 
@@ -143,8 +143,13 @@ def run_graph(roots: list[Tensor], seeds: list, retain_graph: bool, create_graph
     start_fns = [edge_of(r) for r in roots]
     deps = _collect(start_fns)
     grads: dict = {}
-    for fn, g in zip(start_fns, seeds):
-        grads[fn] = p.add(grads.get(fn), g)
+    for root, fn, g in zip(roots, start_fns, seeds):
+        if isinstance(fn, BackwardNode) and fn.multi_output:  # output `nr` of a custom Function
+            slots = grads.setdefault(fn, [None] * len(fn.outputs))
+            nr = fn.output_nr[id(root)]
+            slots[nr] = p.add(slots[nr], g)
+        else:
+            grads[fn] = p.add(grads.get(fn), g)
     ready = []
     for fn in dict.fromkeys(start_fns):
         if deps.get(fn, 0) == 0:
@@ -158,7 +163,7 @@ def run_graph(roots: list[Tensor], seeds: list, retain_graph: bool, create_graph
             while ready:
                 _, _, fn = heapq.heappop(ready)
                 g = grads.pop(fn, None)
-                if g is not None:
+                if g is not None and type(g) is not list:  # (a list: a multi-output custom Function's)
                     g = _run_pre_hooks(p, fn, g, touched)
                 if capture is not None and fn in capture:
                     capture[fn] = None if g is None else p.tensor(g)
@@ -170,12 +175,17 @@ def run_graph(roots: list[Tensor], seeds: list, retain_graph: bool, create_graph
                     continue
                 executed.append(fn)
                 outs = _apply_vjp(p, fn, g) if g is not None else [None] * len(fn._src_values)
-                if fn._post_hooks:
+                if fn._post_hooks and type(g) is not list:
                     outs = _run_post_hooks(p, fn, outs, g)
                 for nxt, gi in zip(fn._src_values, outs):
                     if nxt is None:
                         continue
-                    if gi is not None:
+                    if type(nxt) is tuple:  # output `nr` of a custom Function with several
+                        nxt, nr = nxt
+                        if gi is not None:
+                            slots = grads.setdefault(nxt, [None] * len(nxt.outputs))
+                            slots[nr] = p.add(slots[nr], gi)
+                    elif gi is not None:
                         grads[nxt] = p.add(grads.get(nxt), gi)
                     deps[nxt] -= 1
                     if deps[nxt] == 0:
@@ -226,6 +236,8 @@ def _run_post_hooks(p: _Pass, fn, outs: list, g) -> list:
 
 
 def _apply_vjp(p: _Pass, fn: BackwardNode, g) -> list:
+    if fn.op is None:  # a custom autograd.Function: its own backward, on tensors
+        return fn.run_backward(p, g)
     ctx = _unpack(fn, p.on_nodes)
     e = p.emit
     raw = fn.op.vjp(e, g, ctx)

@@ -110,6 +110,8 @@ class BackwardNode(Node):
     __slots__ = ("op", "attrs", "_saved", "_needs", "_src_shapes", "_src_dtypes", "_src_values",
                  "_freed", "_tensor_hooks", "_retain")
 
+    multi_output = False  # (an output of a custom Function with several: autograd/custom.py)
+
     @property
     def next_functions(self) -> tuple:
         edges = self.op.edges

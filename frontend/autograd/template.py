@@ -58,6 +58,8 @@ def walk(root: Tensor, gradient: Tensor | None):
         if type(fn) is AccumulateGrad:
             continue
         for nxt in fn._src_values:
+            if type(nxt) is tuple:  # an output of a multi-output custom Function
+                return None
             if nxt is not None and id(nxt) not in found:
                 found[id(nxt)] = nxt
                 stack.append(nxt)
@@ -78,8 +80,8 @@ def walk(root: Tensor, gradient: Tensor | None):
             node = grad._node
             parts.append((node.shape, node.dtype, node.promotion_kind(), _identity(refs, node, ("g", i))))
             continue
-        if fn._freed or fn._tensor_hooks or fn._retain is not None:
-            return None
+        if fn._freed or fn._tensor_hooks or fn._retain is not None or fn.op is None:
+            return None  # (op None: a custom Function, whose backward is the user's code)
         saved = []
         for key, value in (fn._saved or {}).items():
             if value.counter is not None and value.counter.value != value.version:
