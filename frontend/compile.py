@@ -80,16 +80,18 @@ _STALE = object()  # replay found a buffer that no longer fits the plan
 class _Plan:
     """One traced step: its program, where inputs come from and where outputs go."""
 
-    def __init__(self, prog, sources, params, sinks, results, guards, tracer) -> None:
+    def __init__(self, prog, sources, params, sinks, results, guards, tracer, checks=()) -> None:
         self.prog, self.sources, self.params = prog, sources, params
+        self.checks = checks  # (output of the least index, of the greatest, IndexBounds)
         self.sinks, self.results, self.guards = sinks, results, guards
         self.scalar_guards, self.hooks = tracer.scalar_guards, tracer.replay_hooks
         self.object_guards: list = []  # compile_guards: names, modules, optimizers (set by _finish)
         self.alias_guard = None
+        self.made_leaves: list[int] = []  # tensor arguments the step set requires_grad on
 
     def failed_guard(self, args: list) -> str | None:
         for leaf, want_none in self.guards:
-            if (leaf._grad is None) != want_none:
+            if (_leaf(leaf, args)._grad is None) != want_none:
                 return f"a parameter's .grad was {'set' if want_none else 'None'} before the call"
         for recompute, seen in self.scalar_guards:
             if recompute() != seen:
@@ -111,6 +113,9 @@ class _Plan:
             hook()
         values = [p.current() if isinstance(p, Live) else p for p in self.params]
         outs = executor.run_program(self.prog, buffers, values)
+        _check_indices([(outs[lo].array, outs[hi].array, bounds) for lo, hi, bounds in self.checks])
+        for i in self.made_leaves:
+            args[i]._requires_grad = True
         for (kind, ref), buf in zip(self.sinks, outs):
             if buf is None or kind is None:
                 continue
@@ -121,10 +126,23 @@ class _Plan:
                 storage.node = node
                 _bump(storage, old)
             elif kind == "grad_fresh":
-                ref._grad = Tensor._from_node(node)
+                _leaf(ref, args)._grad = Tensor._from_node(node)
             elif kind == "grad_inplace":
                 ref._grad._set_node(node)
         return _rebuild(self.results, outs)
+
+
+def _leaf(ref, args: list) -> Tensor:
+    """A leaf whose .grad a step sets: a tensor, or the position of the argument it was."""
+    return args[ref] if isinstance(ref, int) else ref
+
+
+def _check_indices(checks: list) -> None:
+    """Raise the IndexError of the first indices out of bounds (before a replay stores anything)."""
+    for lo, hi, bounds in checks:
+        error = bounds.error(int(lo), int(hi))
+        if error is not None:
+            raise error
 
 
 def _bump(storage: Storage, old_node) -> None:
@@ -227,6 +245,7 @@ class CompiledFunction:
             raise TraceError("llgrad.compile: nested compiled functions are not supported")
         t = trace_state.Tracer(getattr(self.fn, "__name__", "fn"))
         deferred: list = []
+        leaves_before = [a.requires_grad for a in _tensors(args, kwargs)]
         trace_state.set_active(t)
         executor.set_deferral(deferred.extend)
         try:
@@ -237,6 +256,8 @@ class CompiledFunction:
         tensors = _tensors(args, kwargs)
         plan = _finish(t, deferred, result, tensors)
         plan.object_guards = _object_guards(self.fn, t)
+        plan.made_leaves = [i for i, (a, was) in enumerate(zip(tensors, leaves_before))
+                            if a.requires_grad and not was and a._grad_fn is None]
         # An argument that is (or stops being) a tensor the step also reaches otherwise makes
         # another program: the trace read and wrote that tensor as the argument, or apart from it.
         captured = compile_guards.captured_storages(plan.object_guards)
@@ -274,14 +295,25 @@ def _finish(t: trace_state.Tracer, deferred: list, result, args: list) -> _Plan:
             i = arg_of.get(id(storage))
             sinks.append(("storage", storage) if i is None else ("arg_storage", i))
     guards = []
+    arg_at = {id(a): i for i, a in enumerate(args)}
     for leaf, kind in t.grads.values():
+        ref = arg_at.get(id(leaf), leaf)  # an argument's gradient goes to each call's argument
+        if kind == "inplace" and ref is not leaf:
+            raise TraceError(f"llgrad.compile: {t.name} accumulates a gradient into the .grad of its tensor "
+                             f"argument {ref}, which has one already: set that .grad to None before the "
+                             "call, or don't compile the function")
         if kind in ("fresh", "inplace"):  # what the step did depended on whether .grad was None
-            guards.append((leaf, kind == "fresh"))
+            guards.append((ref, kind == "fresh"))
         grad = leaf._grad
         if kind != "inplace" and grad is not None and grad._storage.node.buffer is None:
             targets.append(grad._storage.node)
-            sinks.append(("grad_fresh", leaf))
+            sinks.append(("grad_fresh", ref))
     template = _template(result, targets, sinks)
+    checks = []
+    for lo, hi, bounds in t.index_checks:
+        checks.append((len(targets), len(targets) + 1, bounds))
+        targets += [lo, hi]
+        sinks += [(None, None), (None, None)]
     for node in deferred:  # asked for inside the step (losses backpropagated from, say)
         if node.buffer is None and all(node is not n for n in targets):
             targets.append(node)
@@ -289,9 +321,11 @@ def _finish(t: trace_state.Tracer, deferred: list, result, args: list) -> _Plan:
     if not targets:
         return _Plan(_NoProgram(), [], [], [], template, guards, t)
     prog, inputs, params, outputs = executor.run_targets(targets)
+    # Indices computed inside the step were not known before this run (the step's updates are made).
+    _check_indices([(targets[lo].buffer.array, targets[hi].buffer.array, b) for lo, hi, b in checks])
     sources = [_source_of(n, t, args) for n in inputs]
     sinks += [(None, None)] * (len(outputs) - len(sinks))  # live values the program also stores
-    return _Plan(prog, sources, [p.value for p in params], sinks, template, guards, t)
+    return _Plan(prog, sources, [p.value for p in params], sinks, template, guards, t, checks)
 
 
 def _object_guards(fn, t: trace_state.Tracer) -> list:

@@ -4,7 +4,8 @@ Basic indexing (ints, slices with positive steps, None, ...) becomes view ops
 (select, slice, unsqueeze): no copy, shared storage. Integer tensors, lists
 and boolean masks are advanced indices: they become one `index` op (a
 gather whose gradient scatter-adds, so repeated indices accumulate). Index
-values are bounds-checked before anything is recorded.
+values are bounds-checked before anything is recorded (in a compiled step, by the
+program: see IndexBounds).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numbers
 import numpy as np
 from llgrad.compiler import dtypes
 
+from . import trace_state
 from .dispatch import apply
 from .tensor import Tensor
 
@@ -47,14 +49,53 @@ def _consumed(item) -> int:
     return 1
 
 
-def _check_bounds(t: Tensor, size: int, dim: int) -> None:
-    values = t.detach()._realize()
-    if values.size == 0:
-        return
-    lo, hi = int(values.min()), int(values.max())
-    bad = hi if hi >= size else lo if lo < -size else None
-    if bad is not None:
-        raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+class IndexBounds:
+    """Where the indices into one dim must lie: [-size, size), or [0, size) when negative
+    indices are errors (embedding). `checked(t)` is t once checked."""
+
+    def __init__(self, size: int, dim: int = 0, negative: bool = True, message: str | None = None) -> None:
+        self.size, self.dim, self.negative, self.message = size, dim, negative, message
+
+    def error(self, lo: int, hi: int) -> IndexError | None:
+        """The error for indices whose least is `lo` and greatest `hi`, if they are out of bounds."""
+        low = -self.size if self.negative else 0
+        bad = hi if hi >= self.size else lo if lo < low else None
+        if bad is None:
+            return None
+        return IndexError(self.message or
+                          f"index {bad} is out of bounds for dimension {self.dim} with size {self.size}")
+
+    def checked(self, t: Tensor) -> Tensor:
+        if t.numel() == 0:
+            return t
+        tracer = trace_state.active()
+        values = _values_at_hand(t) if tracer is not None else t.detach()._realize()
+        if values is not None:
+            error = self.error(int(values.min()), int(values.max()))
+            if error is not None:
+                raise error
+        if tracer is None:
+            return t
+        # In a compiled step the indices differ from call to call: the program computes their
+        # extremes, which the replay checks before it stores anything, and reads in bounds.
+        from . import functional as F
+        from .autograd import grad_mode
+
+        with grad_mode.no_grad():
+            t = t.detach()
+            tracer.index_checks.append((F.amin(t)._node, F.amax(t)._node, self))
+            low = -self.size if self.negative else 0
+            inside = F.logical_and(F.ge(t, low), F.lt(t, self.size))
+            return F.where(inside, t, 0)
+
+
+def _values_at_hand(t: Tensor):
+    """t's values if they are computed (an argument of a compiled step, say), else None."""
+    node = t._node
+    if node.buffer is not None:
+        return node.buffer.array
+    base = t._storage.node.buffer
+    return t._strided(base.array) if t._view and base is not None else None
 
 
 def _basic(x: Tensor, index: tuple):
@@ -105,8 +146,7 @@ def _basic(x: Tensor, index: tuple):
             else:
                 if t.dtype.is_floating_point:
                     raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-                _check_bounds(t, out.shape[dim], dim)
-                advanced.append((dim, t))
+                advanced.append((dim, IndexBounds(out.shape[dim], dim).checked(t)))
                 dim += 1
     return out, advanced
 

@@ -26,6 +26,7 @@ class Tracer:
         self.scalar_guards: list = []  # (recompute, value at trace): Python decisions on live numbers
         self.replay_hooks: list = []  # run at the start of every replay (random streams advance)
         self.observed: dict[int, object] = {}  # id -> guard: modules called, optimizers stepped
+        self.index_checks: list = []  # (least, greatest index node, indexing.IndexBounds)
 
     def storage_changed(self, storage, old_node) -> None:
         self.storages.setdefault(id(storage), (storage, old_node))

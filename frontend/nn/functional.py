@@ -15,6 +15,7 @@ from .. import functional as _F
 from .. import random as _random
 from .. import trace_state
 from ..dispatch import apply
+from ..indexing import IndexBounds
 from ..tensor import Tensor
 from ._conv import conv2d, max_pool2d, pad
 from ._losses import (
@@ -130,20 +131,14 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     if input.dtype.is_floating_point or input.dtype is dtypes.bool_:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar "
                            f"types: Long, Int; but got {input.dtype} instead")
-    _check_rows(input, weight.shape[0])
-    out = weight[input]
+    # (PyTorch does not count negative rows from the end)
+    input = IndexBounds(weight.shape[0], negative=False, message="index out of range in self").checked(input)
+    out = apply("index", weight, input, start=0, count=1)
     if padding_idx is not None:
         if padding_idx < 0:
             padding_idx += weight.shape[0]
         out = _F.where(_F.unsqueeze(_F.eq(input, padding_idx), -1), out.detach(), out)
     return out
-
-
-def _check_rows(input: Tensor, rows: int) -> None:
-    """Embedding indices must name a row: PyTorch does not count negative ones from the end."""
-    values = input.detach()._realize("embedding indices (bounds checked)")
-    if values.size and (values.min() < 0 or values.max() >= rows):
-        raise IndexError("index out of range in self")
 
 
 def _known_values(t: Tensor):

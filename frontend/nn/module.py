@@ -222,11 +222,9 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
+            if set_to_none:  # (also when None already: a compiled step then sets it in every case)
                 p.grad = None
-            else:
+            elif p.grad is not None:
                 with grad_mode.no_grad():
                     p.grad.zero_()
 

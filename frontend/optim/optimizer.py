@@ -85,11 +85,9 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
+                if set_to_none:  # (also when None already: a compiled step then sets it in every case)
                     p.grad = None
-                else:
+                elif p.grad is not None:
                     with grad_mode.no_grad():
                         p.grad.zero_()
 
